@@ -4,13 +4,14 @@ Defaults and their sources:
 - task x+y, p=97, frac=0.5: Power et al. 2022 ("Grokking: generalization beyond overfitting").
 - AdamW lr=1e-3, betas (0.9, 0.98), weight_decay=1.0, full batch, 10-step linear warmup: Nanda et al. 2023
   ("Progress measures for grokking via mechanistic interpretability"); Power et al. also warm up for 10 steps.
-- transformer: 1 layer, d_model 128, 4 heads, d_mlp 512 (Nanda et al.); depth=2 gives Power et al.'s size.
+- transformer: 1 layer, d_model (width) 128, 4 heads, d_mlp 512 (Nanda et al.); depth=2 gives Power et al.'s
+  2-layer, d_model 128, 4-head size.
 - alpha=1 (standard init); Liu et al. 2022 "Omnigrok" scale every parameter by alpha.
 - Grokfast EMA alpha=0.98, lambda=2.0: Lee et al. 2024.
 - threshold 0.99 for step_fit/step_gen; gap=1000 steps between fit and generalization separates grokking
   from comprehension (Liu et al. 2022, "Towards understanding grokking: an effective theory").
-- mlp width 128, depth 1 and the 3000-step budget are grokscan's own choice: small enough that one run takes
-  well under a minute on a laptop CPU, while weight_decay=1 groks and weight_decay=0 memorizes within the
+- mlp width 64, depth 1 and the 4000-step budget are grokscan's own choice: small enough that one run takes
+  under a minute on one laptop CPU core, while weight_decay=1 groks and weight_decay=0 memorizes within the
   budget (measured: see README).
 """
 
@@ -51,6 +52,7 @@ DTYPES = ("float32", "float64")
 MNIST_ROWS = 70000
 DIGITS_ROWS = 1797
 MAX_PARITY_TABLE_BITS = 20
+DEFAULT_WIDTH = {"mlp": 64, "transformer": 128}
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ class RunConfig:
     split_seed: int | None = None
     label_noise: float = 0.0
     model: str = "mlp"
-    width: int = 128
+    width: int | None = None  # None: 64 for the mlp, 128 (d_model) for the transformer
     depth: int = 1
     heads: int | None = 4
     d_mlp: int | None = None
@@ -87,13 +89,15 @@ class RunConfig:
     grokfast_alpha: float | None = 0.98
     grokfast_lamb: float | None = 2.0
     dtype: str = "float32"
-    steps: int = 3000
+    steps: int = 4000
     eval_every: int = 50
     threshold: float = 0.99
     patience: int = 3
     gap: int = 1000
 
     def __post_init__(self) -> None:
+        if self.width is None:
+            object.__setattr__(self, "width", DEFAULT_WIDTH.get(self.model, 64))
         _validate(self)
         for name, value in _normalized(self).items():
             object.__setattr__(self, name, value)
@@ -111,7 +115,7 @@ class RunConfig:
 
     @property
     def run_id(self) -> str:
-        """Stable 16-hex-digit hash of every field (all fields change the result; irrelevant ones are None)."""
+        """Stable 16-hex-digit hash of every field (each can change the result; irrelevant ones are None)."""
         blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -196,7 +200,11 @@ def _validate(cfg: RunConfig) -> None:
         if cfg.n_samples is None and cfg.n_bits > MAX_PARITY_TABLE_BITS:
             _fail("n_samples", None, f"a full parity table needs n_bits <= {MAX_PARITY_TABLE_BITS}")
         if cfg.n_samples is not None and not 2 <= cfg.n_samples <= min(2**cfg.n_bits, 10**6):
-            _fail("n_samples", cfg.n_samples, f"must be in [2, min(2**n_bits, 1e6)] = {min(2**cfg.n_bits, 10**6)}")
+            _fail(
+                "n_samples",
+                cfg.n_samples,
+                f"must be in [2, min(2**n_bits, 1e6)] = {min(2**cfg.n_bits, 10**6)}",
+            )
     if cfg.model == "transformer" and cfg.task in ("digits", "mnist"):
         _fail("model", cfg.model, f"task {cfg.task!r} has pixel inputs; use model='mlp'")
     if not 0 < cfg.frac < 1:
@@ -218,7 +226,9 @@ def _validate(cfg: RunConfig) -> None:
     if cfg.steps % cfg.eval_every:
         _fail("steps", cfg.steps, f"must be a multiple of eval_every ({cfg.eval_every})")
     if cfg.batch_size is not None and not 1 <= cfg.batch_size <= n_train:
-        _fail("batch_size", cfg.batch_size, f"must be in [1, {n_train}] (training rows) or None for full batch")
+        _fail(
+            "batch_size", cfg.batch_size, f"must be in [1, {n_train}] (training rows) or None for full batch"
+        )
     for name in ("seed", "warmup", "gap"):
         if getattr(cfg, name) < 0:
             _fail(name, getattr(cfg, name), "must be >= 0")

@@ -18,9 +18,16 @@ import torch.nn.functional as F
 
 from grokscan.config import RunConfig
 
+
+def _gelu(x: torch.Tensor) -> torch.Tensor:
+    """Exact GELU, x * Phi(x). Not F.gelu: its CPU kernel rounds a tensor's vectorized body and scalar tail
+    differently, so a member's activations would depend on where its rows fall in the pack's tensor."""
+    return 0.5 * x * (1 + torch.erf(x * math.sqrt(0.5)))
+
+
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "relu": F.relu,
-    "gelu": F.gelu,
+    "gelu": _gelu,
     "tanh": torch.tanh,
     "quadratic": torch.square,
 }

@@ -50,12 +50,16 @@ class Optimizer:
         self.m = torch.zeros_like(flat)
         self.v = torch.zeros_like(flat) if kind != "sgd" else None
         self.ema: torch.Tensor | None = None  # Grokfast EMA, initialized with the first gradient
+        # beta1**t, beta2**t as running products: a vectorized pow over a pack's [M, 1] column rounds
+        # differently from the scalar pow a lone member gets, which breaks pack invariance.
+        self.beta1_t, self.beta2_t = torch.ones_like(hyper.beta1), torch.ones_like(hyper.beta2)
 
     def select(self, keep: torch.Tensor) -> None:
         self.h = self.h.select(keep)
         self.m = self.m[keep]
         self.v = self.v[keep] if self.v is not None else None
         self.ema = self.ema[keep] if self.ema is not None else None
+        self.beta1_t, self.beta2_t = self.beta1_t[keep], self.beta2_t[keep]
 
     def filter(self, flat: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
         if self.grad_filter == "perp":
@@ -87,8 +91,9 @@ class Optimizer:
             grad = grad + h.weight_decay * flat
         self.m.lerp_(grad, 1 - h.beta1)
         self.v.mul_(h.beta2).add_(grad * grad * (1 - h.beta2))
-        step_size = lr / (1 - h.beta1**t)
-        denom = (self.v.sqrt() / (1 - h.beta2**t).sqrt()).add_(h.eps)
+        self.beta1_t, self.beta2_t = self.beta1_t * h.beta1, self.beta2_t * h.beta2
+        step_size = lr / (1 - self.beta1_t)
+        denom = (self.v.sqrt() / (1 - self.beta2_t).sqrt()).add_(h.eps)
         flat.sub_(step_size * (self.m / denom))
 
 

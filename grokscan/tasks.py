@@ -100,7 +100,9 @@ def table(
         return _permutation_table(int(match.group(1)), match.group(2) or "")
     if task == "parity":
         return _parity_table(n_bits, k_bits, n_samples)
-    raise ValueError(f"task {task!r} has no operand table; algorithmic tasks: {', '.join(MOD_OPS)}, s3..s6, parity")
+    raise ValueError(
+        f"task {task!r} has no operand table; algorithmic tasks: {', '.join(MOD_OPS)}, s3..s6, parity"
+    )
 
 
 def _digits() -> TaskData:
@@ -150,7 +152,7 @@ def split(n_rows: int, frac: float, split_seed: int) -> tuple[torch.Tensor, torc
 
 
 def noisy_labels(y: torch.Tensor, train_rows: torch.Tensor, n_classes: int, cfg: RunConfig) -> torch.Tensor:
-    """Labels as the run sees them: round(label_noise * n_train) training labels replaced by a different class."""
+    """Labels as the run sees them: round(label_noise * n_train) training labels set to another class."""
     y = y.clone()
     n_noisy = round(cfg.label_noise * len(train_rows))
     if n_noisy:

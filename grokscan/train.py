@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 
@@ -25,8 +26,8 @@ from grokscan.result import CURVE_METRICS, RunResult
 
 # Fields a pack's members may differ in; every other field (plus n_train) must match within a pack.
 PER_MEMBER = frozenset(
-    "seed split_seed frac label_noise alpha lr weight_decay beta1 beta2 eps momentum warmup "
-    "grokfast_alpha grokfast_lamb steps threshold patience gap".split()
+    {"seed", "split_seed", "frac", "label_noise", "alpha", "lr", "weight_decay", "beta1", "beta2", "eps"}
+    | {"momentum", "warmup", "grokfast_alpha", "grokfast_lamb", "steps", "threshold", "patience", "gap"}
 )
 EVAL_ELEMENTS = 2**25  # activations per eval chunk: bounds eval memory whatever the pack size
 BATCH_STREAM = 2_000_003  # offsets the minibatch-order generator from the init generator of the same seed
@@ -57,7 +58,7 @@ def train_runs(
     """
     results: list[RunResult | None] = [None] * len(configs)
     for pack in make_packs(configs, pack_size):
-        for i, result in zip(pack, train_pack([configs[i] for i in pack], device, on_result)):
+        for i, result in zip(pack, train_pack([configs[i] for i in pack], device, on_result), strict=True):
             results[i] = result
     return results  # type: ignore[return-value]
 
@@ -101,8 +102,13 @@ class _Pack:
         self.batch_gens = [torch.Generator().manual_seed(c.seed + BATCH_STREAM) for c in configs]
         self.epoch_order: torch.Tensor | None = None
         segments = list(self.model.offsets.values())
-        self.opt = Optimizer(cfg.optimizer, cfg.grad_filter, Hyper.from_configs(configs, self.dtype, device),
-                             self.flat, segments)
+        self.opt = Optimizer(
+            cfg.optimizer,
+            cfg.grad_filter,
+            Hyper.from_configs(configs, self.dtype, device),
+            self.flat,
+            segments,
+        )
 
     def select(self, keep: list[int]) -> None:
         idx = torch.tensor(keep, device=self.flat.device)
@@ -142,23 +148,36 @@ class _Pack:
         chunk = max(1, EVAL_ELEMENTS // (n * widest))
         rows = []
         for a in range(0, m, chunk):
-            flat, labels, mask = self.flat[a : a + chunk], self.labels[a : a + chunk], self.train_mask[a : a + chunk]
+            flat, labels, mask = (
+                self.flat[a : a + chunk],
+                self.labels[a : a + chunk],
+                self.train_mask[a : a + chunk],
+            )
             x = self.x.expand(len(flat), *self.x.shape)
             logits = self.model.forward(flat, x)
             losses = row_losses(cfg.loss, logits, labels)
             correct = (logits.argmax(-1) == labels).to(self.dtype)
             maskf = mask.to(self.dtype)
             n_tr, n_val = maskf.sum(1), (1 - maskf).sum(1)
-            zero = ((losses == 0).to(self.dtype) * maskf).sum(1) / n_tr if cfg.loss != "mse" else n_tr * torch.nan
-            rows.append(torch.stack([
-                (correct * maskf).sum(1) / n_tr,
-                (correct * (1 - maskf)).sum(1) / n_val,
-                (losses * maskf).sum(1) / n_tr,
-                (losses * (1 - maskf)).sum(1) / n_val,
-                flat.norm(dim=1),
-                zero,
-                torch.isfinite(flat).all(1).to(self.dtype),
-            ], 1))
+            zero = (
+                ((losses == 0).to(self.dtype) * maskf).sum(1) / n_tr
+                if cfg.loss != "mse"
+                else n_tr * torch.nan
+            )
+            rows.append(
+                torch.stack(
+                    [
+                        (correct * maskf).sum(1) / n_tr,
+                        (correct * (1 - maskf)).sum(1) / n_val,
+                        (losses * maskf).sum(1) / n_tr,
+                        (losses * (1 - maskf)).sum(1) / n_val,
+                        flat.norm(dim=1),
+                        zero,
+                        torch.isfinite(flat).all(1).to(self.dtype),
+                    ],
+                    1,
+                )
+            )
         return torch.cat(rows)
 
 
@@ -176,59 +195,74 @@ def train_pack(
         return _train(configs, dev, on_result)
 
 
+class _Tracker:
+    """One member's eval history and stop rules (host side, once per eval)."""
+
+    def __init__(self, cfg: RunConfig) -> None:
+        self.cfg = cfg
+        self.curves: dict[str, list[float]] = {"step": [], **{k: [] for k in CURVE_METRICS}}
+        self.step_fit: int | None = None
+        self.step_gen: int | None = None
+        self.streak, self.wall = 0, 0.0
+
+    def observe(self, step: int, row: list[float], device: str, pack_size: int) -> RunResult | None:
+        """Record an eval row (CURVE_METRICS + finite-parameters flag); the result once the run has ended."""
+        cfg, metrics = self.cfg, dict(zip(CURVE_METRICS, row[:-1], strict=True))
+        self.curves["step"].append(step)
+        for k, v in metrics.items():
+            self.curves[k].append(v)
+        error = None
+        if row[-1] != 1.0:
+            error = f"non-finite parameters at step {step}"
+        elif not (math.isfinite(metrics["train_loss"]) and math.isfinite(metrics["val_loss"])):
+            error = f"non-finite loss at step {step}"
+        else:
+            fit, gen = metrics["train_acc"] >= cfg.threshold, metrics["val_acc"] >= cfg.threshold
+            self.step_fit = step if fit and self.step_fit is None else self.step_fit
+            self.step_gen = step if gen and self.step_gen is None else self.step_gen
+            self.streak = self.streak + 1 if fit and gen else 0
+        if not (error or self.streak >= cfg.patience or step >= cfg.steps):
+            return None
+        status = "diverged" if error else "ok"
+        return RunResult(
+            cfg,
+            status,
+            self.step_fit,
+            self.step_gen,
+            step,
+            metrics,
+            self.wall,
+            device,
+            pack_size,
+            error,
+            self.curves,
+        )
+
+
 def _train(configs: list[RunConfig], dev: torch.device, on_result) -> list[RunResult]:
-    cfg0, m0 = configs[0], len(configs)
+    """Alternate eval_every training steps with an eval; drop members from the pack as they end."""
+    cfg0 = configs[0]
     pack = _Pack(configs, dev)
-    active = list(range(m0))
-    curves: list[dict[str, list[float]]] = [{"step": [], **{k: [] for k in CURVE_METRICS}} for _ in configs]
-    step_fit: list[int | None] = [None] * m0
-    step_gen: list[int | None] = [None] * m0
-    streak, wall = [0] * m0, [0.0] * m0
-    results: list[RunResult | None] = [None] * m0
+    trackers = [_Tracker(c) for c in configs]
+    results: list[RunResult | None] = [None] * len(configs)
     device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
-    last = time.perf_counter()
-    step = 0
-    while active:
+    active, step, last = list(range(len(configs))), 0, time.perf_counter()
+    while True:
         metrics = pack.evaluate(cfg0).cpu().tolist()
         now = time.perf_counter()
         keep = []
-        for i, row in zip(active, metrics):
-            cfg = configs[i]
-            wall[i] += (now - last) / len(active)
-            curves[i]["step"].append(step)
-            for k, v in zip(CURVE_METRICS, row):
-                curves[i][k].append(v)
-            train_acc, val_acc = row[0], row[1]
-            error = None
-            if not all(map(_finite, row[2:4])) or row[6] != 1.0:
-                error = f"non-finite {'loss' if row[6] == 1.0 else 'parameters'} at step {step}"
-            else:
-                if step_fit[i] is None and train_acc >= cfg.threshold:
-                    step_fit[i] = step
-                if step_gen[i] is None and val_acc >= cfg.threshold:
-                    step_gen[i] = step
-                both = train_acc >= cfg.threshold and val_acc >= cfg.threshold
-                streak[i] = streak[i] + 1 if both else 0
-            if error or streak[i] >= cfg.patience or step >= cfg.steps:
-                final = dict(zip(CURVE_METRICS, row))
-                results[i] = RunResult(
-                    cfg, "diverged" if error else "ok", step_fit[i], step_gen[i], step, final,
-                    wall[i], device_name, m0, error, curves[i],
-                )
-                if on_result is not None:
-                    on_result(results[i])
-            else:
+        for i, row in zip(active, metrics, strict=True):
+            trackers[i].wall += (now - last) / len(active)
+            results[i] = trackers[i].observe(step, row, device_name, len(configs))
+            if results[i] is None:
                 keep.append(i)
-        if len(keep) < len(active) and keep:
+            elif on_result is not None:
+                on_result(results[i])
+        if not keep:
+            return results  # type: ignore[return-value]
+        if len(keep) < len(active):
             pack.select([active.index(i) for i in keep])
-        active = keep
-        last = time.perf_counter()
-        if active:
-            for _ in range(cfg0.eval_every):
-                step += 1
-                pack.train_step(step, cfg0)
-    return results  # type: ignore[return-value]
-
-
-def _finite(v: float) -> bool:
-    return v == v and abs(v) != float("inf")
+        active, last = keep, time.perf_counter()
+        for _ in range(cfg0.eval_every):
+            step += 1
+            pack.train_step(step, cfg0)

@@ -1,0 +1,24 @@
+"""grokscan: distributed hyperparameter phase diagrams for grokking.
+
+Importing the package loads neither torch nor ray: `train_runs` (torch) and `run_sweep` (ray) load on first
+use, so results can be analysed wherever pandas runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from grokscan.config import RunConfig
+from grokscan.result import RunResult
+from grokscan.space import load_space
+from grokscan.store import load_curves, load_runs
+
+__all__ = ["RunConfig", "RunResult", "train_runs", "load_space", "run_sweep", "load_runs", "load_curves"]
+_LAZY = {"train_runs": "grokscan.train", "run_sweep": "grokscan.tune"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'grokscan' has no attribute {name!r}")

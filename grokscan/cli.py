@@ -1,0 +1,212 @@
+"""`grokscan run | ls` command line. Exit codes: 0 ok, 1 some runs failed, 2 bad input."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from grokscan.space import SpaceError, Sweep, load_space
+
+BAD_INPUT, RUNS_FAILED = 2, 1
+GRID_KEYS_NOT_CELLS = ("seed", "split_seed")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="grokscan", description="Phase diagrams of grokking.")
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    run = verbs.add_parser("run", help="train every run of a search-space file (skips runs already stored)")
+    run.add_argument("space", help="search-space file, e.g. search_spaces/wd_vs_frac.py")
+    run.add_argument("--storage", default="results", help="results directory or s3://bucket/prefix")
+    run.add_argument(
+        "--address", default=None, help="join a Ray cluster ('auto'); default: embedded local Ray"
+    )
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a param_space key (a [list] makes a grid), e.g. --set p=113",
+    )
+    run.add_argument("--gpus-per-trial", type=float, default=None, help="GPU share per trial, e.g. 0.25")
+    run.add_argument("--pack-size", type=int, default=None, help="runs per trial (default: from device)")
+    run.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: resources)")
+    run.add_argument("--dry-run", action="store_true", help="validate, print runs and packs, train nothing")
+    ls = verbs.add_parser("ls", help="sweeps in a results directory with counts by status and phase")
+    ls.add_argument("storage", nargs="?", default="results")
+    _analysis_parsers(verbs)
+    return parser
+
+
+def _analysis_parsers(verbs: argparse._SubParsersAction) -> None:
+    """`plot`, `fit` and `report`: read a results directory, train nothing."""
+    sweep_help = "sweep name (may be left out when the directory holds one sweep)"
+    plot = verbs.add_parser("plot", help="draw a phase map, time heatmap, curves or scaling fit as an image")
+    fit = verbs.add_parser("fit", help="print the censored exponential fit of step_gen against a column")
+    report = verbs.add_parser("report", help="write a self-contained HTML report of a sweep")
+    for verb in (plot, fit, report):
+        verb.add_argument("storage", metavar="RESULTS_DIR", help="results directory or s3://bucket/prefix")
+        verb.add_argument("--sweep", default=None, help=sweep_help)
+    plot.add_argument("--x", default=None, help="column on the x axis (default: the first that varies)")
+    plot.add_argument("--y", default=None, help="column on the y axis, or grouping the scaling fits")
+    plot.add_argument("--kind", choices=("phase", "time", "curves", "scaling"), default="phase")
+    plot.add_argument("-o", "--output", default=None, help="image file (default: <sweep>_<kind>.png)")
+    fit.add_argument("--x", default="frac", help="numeric column to fit against (default: frac)")
+    fit.add_argument("--budget", type=int, default=None, help="steps for '<x> at budget' (default: max run)")
+    report.add_argument("-o", "--output", default=None, help="HTML file (default: <sweep>_report.html)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.verb in ("plot", "fit", "report"):
+            return _analysis(args)
+        return _run(args) if args.verb == "run" else _ls(args.storage)
+    except SpaceError as err:
+        print(f"grokscan: {err}", file=sys.stderr)
+        return BAD_INPUT
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    for flag, value in (("--pack-size", args.pack_size), ("--max-concurrent", args.max_concurrent)):
+        if value is not None and value < 1:
+            raise SpaceError(f"{flag} {value}: must be a positive integer")
+    if args.gpus_per_trial is not None and args.gpus_per_trial < 0:
+        raise SpaceError(
+            f"--gpus-per-trial {args.gpus_per_trial}: must be >= 0 (e.g. 0.25 for 4 trials per GPU)"
+        )
+
+
+def _run(args: argparse.Namespace) -> int:
+    _check_numbers(args)
+    sweep = load_space(args.space, args.overrides)
+    if args.dry_run:
+        from grokscan.train import make_packs
+
+        size = args.pack_size or sweep.pack_size or 16
+        packs = make_packs(sweep.configs, size)
+        axes = ", ".join(f"{k} x{len(v)}" for k, v in sweep.axes.items()) or "a single point"
+        print(f"{sweep.name}: {len(sweep.configs)} runs over {axes}; {len(packs)} packs of <= {size} runs")
+        return 0
+    os.makedirs(args.storage, exist_ok=True) if "://" not in args.storage else None
+    from grokscan.tune import run_sweep  # imports ray: only once the input is known to be good
+
+    outcome = run_sweep(
+        sweep,
+        args.storage,
+        address=args.address,
+        gpus_per_trial=args.gpus_per_trial,
+        pack_size=args.pack_size,
+        max_concurrent=args.max_concurrent,
+    )
+    print(
+        f"\n{sweep.name}: {outcome.written} runs trained, {outcome.skipped} already stored, "
+        f"{outcome.errors} failed, {outcome.wall_s:.0f}s wall"
+    )
+    print(f"results: {os.path.abspath(args.storage) if '://' not in args.storage else args.storage}")
+    print(summary(sweep, args.storage))
+    return RUNS_FAILED if outcome.errors else 0
+
+
+def summary(sweep: Sweep, storage: str) -> str:
+    """One screen: runs by status, how many generalized, median step_gen per grid cell over seeds."""
+    import pandas as pd
+
+    from grokscan.store import load_runs
+
+    runs = load_runs(storage, sweep.name)
+    runs = runs[runs["run_id"].isin({c.run_id for c in sweep.configs})]
+    lines = [
+        f"{len(runs)} runs: "
+        + ", ".join(f"{n} {s}" for s, n in runs["status"].value_counts().items())
+        + f"; {int(runs['step_gen'].notna().sum())} generalized"
+    ]
+    cells = [k for k in sweep.axes if k not in GRID_KEYS_NOT_CELLS]
+    if cells:
+
+        def median(group: pd.DataFrame) -> str:
+            steps = group["step_gen"].astype("float64").fillna(float("inf")).sort_values().to_list()
+            mid = steps[(len(steps) - 1) // 2]  # lower median: censored runs count as later than any step
+            return f"> {int(group['steps'].max())}" if mid == float("inf") else str(int(mid))
+
+        def majority(group: pd.DataFrame) -> str:
+            counts = group["phase"].value_counts()
+            return f"{counts.index[0]} ({counts.iloc[0]}/{len(group)})" if len(counts) else "-"
+
+        groups = runs.groupby(cells, dropna=False)
+        table = pd.DataFrame(
+            {
+                "runs": groups.size(),
+                "median step_gen": groups.apply(median, include_groups=False),
+                "phase": groups.apply(majority, include_groups=False),
+            }
+        )
+        lines.append(table.to_string())
+    return "\n".join(lines)
+
+
+def _ls(storage: str) -> int:
+    from grokscan.store import load_runs
+
+    runs = load_runs(storage)
+    if runs.empty:
+        print(f"no runs under {storage}")
+        return 0
+    phase = runs["phase"].fillna("-")
+    table = runs.assign(phase=phase).pivot_table(
+        index="sweep", columns=["status", "phase"], values="run_id", aggfunc="count", fill_value=0
+    )
+    print(table.to_string())
+    return 0
+
+
+def _analysis(args: argparse.Namespace) -> int:
+    """Run `plot`, `fit` or `report`; a ValueError (unknown sweep or column, too little data) is bad input."""
+    try:
+        return {"plot": _plot, "fit": _fit, "report": _report}[args.verb](args)
+    except ValueError as err:
+        print(f"grokscan: {err}", file=sys.stderr)
+        return BAD_INPUT
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from grokscan.plots import phase_diagram, pick_runs
+    from grokscan.report import load_sweep
+    from grokscan.store import load_curves
+
+    name, runs = load_sweep(args.storage, args.sweep)
+    curves = load_curves(args.storage, name, run_ids=pick_runs(runs)) if args.kind == "curves" else None
+    fig = phase_diagram(runs, x=args.x, y=args.y, kind=args.kind, curves=curves)
+    output = args.output or f"{name}_{args.kind}.png"
+    fig.savefig(output, dpi=150)
+    print(f"wrote {output}")
+    return 0
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from grokscan.report import fit_table, format_fit_table, load_sweep
+
+    if args.budget is not None and args.budget < 1:
+        raise ValueError(f"--budget {args.budget}: must be a positive number of steps")
+    name, runs = load_sweep(args.storage, args.sweep)
+    table = fit_table(runs, x=args.x, budget=args.budget)
+    if table["b"].isna().all():
+        raise ValueError(f"no fit of step_gen against {args.x!r} in {name}: " + "; ".join(set(table["note"])))
+    print(
+        f"{name}: log step_gen = a - b*{args.x}, censored runs right-censored at steps_run, 95% bootstrap CIs"
+    )
+    print(format_fit_table(table).to_string(index=False))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from grokscan.report import write_report
+
+    print(f"wrote {write_report(args.storage, args.sweep, args.output)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""Search-space files: import, validate, expand grids into RunConfigs, and group runs into packs.
+
+A search-space file is a plain Python module in Ray Tune's vocabulary::
+
+    from ray import tune
+    param_space = {"task": "x+y", "frac": tune.grid_search([0.3, 0.5]), "seed": tune.grid_search([0, 1])}
+
+Optional module-level settings: `name` (the sweep name; default: the file's stem), `pack_size` (runs per
+trial), `resources` ({"cpu": 1, "gpu": 0} per trial) and `max_concurrent` (trials at once). Everything is
+validated before any Ray work starts; every problem raises SpaceError naming the file, the key and what is
+allowed. The file is imported as its own module (it runs with the user's rights, like any script).
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib.util
+import inspect
+import itertools
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from grokscan.config import FIELD_NAMES, RunConfig
+
+SETTINGS = ("param_space", "name", "pack_size", "resources", "max_concurrent")
+RESOURCE_KEYS = ("cpu", "gpu")
+SWEEP_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+class SpaceError(ValueError):
+    """A search-space file (or an override) that cannot be run; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A validated, expanded search space."""
+
+    name: str
+    path: Path
+    configs: list[RunConfig]
+    axes: dict[str, list[Any]]  # grid axes in file order: key -> values
+    pack_size: int | None = None
+    resources: dict[str, float] = field(default_factory=lambda: {"cpu": 1.0, "gpu": 0.0})
+    max_concurrent: int | None = None
+
+
+def _closest(word: str, allowed: Sequence[str]) -> str:
+    match = difflib.get_close_matches(word, allowed, n=1)
+    return f" (did you mean {match[0]!r}?)" if match else f" (allowed: {', '.join(allowed)})"
+
+
+def _import(path: Path) -> ModuleType:
+    if not path.is_file():
+        raise SpaceError(f"{path}: no such search-space file")
+    if path.suffix != ".py":
+        raise SpaceError(f"{path}: a search-space file is a Python module ending in .py")
+    module_name = f"grokscan_space_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as err:
+        raise SpaceError(f"{path}:{err.lineno}: syntax error: {err.msg}") from err
+    except Exception as err:
+        raise SpaceError(f"{path}: importing the file failed: {type(err).__name__}: {err}") from err
+    finally:
+        sys.modules.pop(module_name, None)
+    return module
+
+
+def _settings(path: Path, module: ModuleType) -> dict[str, Any]:
+    found = {}
+    for key, value in vars(module).items():
+        if key.startswith("_") or inspect.ismodule(value) or callable(value):
+            continue
+        if key not in SETTINGS:
+            raise SpaceError(f"{path}: unknown setting {key!r}{_closest(key, SETTINGS)}")
+        found[key] = value
+    if "param_space" not in found:
+        raise SpaceError(
+            f"{path}: no `param_space` dict; define param_space = {{'frac': tune.grid_search([...]), ...}}"
+        )
+    return found
+
+
+def _axis(path: Path, key: str, value: Any) -> list[Any]:
+    """The values a key takes: a grid_search list, or the single fixed value."""
+    if isinstance(value, dict) and set(value) == {"grid_search"}:
+        values = list(value["grid_search"])
+        if not values:
+            raise SpaceError(f"{path}: param_space[{key!r}] is an empty grid; give at least one value")
+        return values
+    if hasattr(value, "sample") and hasattr(value, "domain_str"):  # a sampled Ray Tune domain
+        raise SpaceError(
+            f"{path}: param_space[{key!r}] is a sampled domain ({type(value).__name__}); grokscan expands "
+            "grids: use tune.grid_search([...])"
+        )
+    if isinstance(value, (list, dict, set, tuple)):
+        raise SpaceError(
+            f"{path}: param_space[{key!r}] = {value!r}: use tune.grid_search([...]) for several values"
+        )
+    return [value]
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`key=value` from the command line; value read as a Python literal (a list means a grid)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise SpaceError(f"--set {text!r}: expected key=value, e.g. --set steps=20000")
+    try:
+        value = ast.literal_eval(raw.strip())
+    except (ValueError, SyntaxError):
+        value = raw.strip()
+    if isinstance(value, list):
+        value = {"grid_search": value}
+    return key.strip(), value
+
+
+def load_space(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
+    """Import, validate and expand a search-space file. `overrides` are `key=value` strings (--set)."""
+    path = Path(path)
+    settings = _settings(path, _import(path))
+    space = settings["param_space"]
+    if not isinstance(space, dict) or not space:
+        raise SpaceError(f"{path}: param_space must be a non-empty dict of RunConfig fields")
+    space = dict(space)
+    for text in overrides:
+        key, value = parse_override(text)
+        space[key] = value
+    for key in space:
+        if key not in FIELD_NAMES:
+            raise SpaceError(f"{path}: param_space has unknown key {key!r}{_closest(str(key), FIELD_NAMES)}")
+    axes = {key: _axis(path, key, value) for key, value in space.items()}
+    configs, seen = [], set()
+    for values in itertools.product(*axes.values()):
+        point = dict(zip(axes, values, strict=True))
+        try:
+            cfg = RunConfig.from_dict(point)
+        except (ValueError, TypeError) as err:
+            raise SpaceError(f"{path}: {err}") from None
+        if cfg.run_id not in seen:
+            seen.add(cfg.run_id)
+            configs.append(cfg)
+    name = settings.get("name", path.stem)
+    if not isinstance(name, str) or not SWEEP_NAME.match(name):
+        raise SpaceError(f"{path}: name = {name!r}: use letters, digits, '_', '.', '-'")
+    return Sweep(
+        name=name,
+        path=path,
+        configs=configs,
+        axes={k: v for k, v in axes.items() if len(v) > 1},
+        pack_size=_positive_int(path, "pack_size", settings.get("pack_size")),
+        resources=_resources(path, settings.get("resources")),
+        max_concurrent=_positive_int(path, "max_concurrent", settings.get("max_concurrent")),
+    )
+
+
+def _positive_int(path: Path, key: str, value: Any) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise SpaceError(f"{path}: {key} = {value!r}: must be a positive integer")
+    return value
+
+
+def _resources(path: Path, value: Any) -> dict[str, float]:
+    resources = {"cpu": 1.0, "gpu": 0.0}
+    if value is None:
+        return resources
+    if not isinstance(value, dict):
+        raise SpaceError(f"{path}: resources = {value!r}: must be a dict like {{'cpu': 1, 'gpu': 0.25}}")
+    for key, amount in value.items():
+        if key not in RESOURCE_KEYS:
+            raise SpaceError(f"{path}: resources has unknown key {key!r}{_closest(str(key), RESOURCE_KEYS)}")
+        if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0:
+            raise SpaceError(f"{path}: resources[{key!r}] = {amount!r}: must be a number >= 0")
+        resources[key] = float(amount)
+    return resources

@@ -1,0 +1,360 @@
+"""Results store: append-only Parquet fragments of runs and curves, local or on an object store.
+
+Layout under a root (local path or URI such as ``s3://bucket/prefix``): ``runs/sweep=<sweep>/part-<id>.
+parquet`` (one row per run) and ``curves/sweep=<sweep>/part-<id>.parquet`` (one row per run and evaluated
+step). The ``sweep`` column lives in the hive folder name, not in the files, so pandas, pyarrow.dataset and
+duckdb (``hive_partitioning=true``) read both as is.
+
+Crash safety: ``Store.write`` writes its curves fragment, then its runs fragment, the commit record: curves
+count only when their (sweep, run_id, write_id) matches the kept runs row. Locally a fragment is written
+under a temp name (``.tmp-<uuid>``, which no reader matches) and renamed; object-store PUTs are already
+all-or-nothing. A run stored twice (e.g. a resumed sweep) is deduplicated on read, keeping the earliest
+``created_at`` (ties: smallest ``write_id``); ``compact`` makes that permanent.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import os
+import re
+import socket
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+from pyarrow import fs as pafs
+
+from grokscan.config import FIELD_NAMES, FIELD_TYPES, RunConfig
+from grokscan.result import CURVE_METRICS, RunResult
+
+SWEEP_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+FINAL_COLUMNS = tuple(f"final_{m}" for m in CURVE_METRICS)
+_RUN_KEYS = ["sweep", "run_id", "write_id"]  # identify one stored runs row; curves join on them
+_RUN_ORDER = ["created_at", "write_id"]  # of two rows of one run, the smaller is kept
+
+
+def _arrow_type(annotation: str) -> pa.DataType:
+    """Parquet type of a RunConfig field from its annotation string (``from __future__`` annotations)."""
+    kinds = {"str": pa.string(), "int": pa.int64(), "float": pa.float64(), "bool": pa.bool_()}
+    for prefix, kind in kinds.items():
+        if annotation.startswith(prefix):
+            return kind
+    raise TypeError(f"RunConfig annotation {annotation!r} has no Parquet type; extend store._arrow_type")
+
+
+RUNS_SCHEMA = pa.schema(
+    [
+        ("sweep", pa.string()),
+        ("run_id", pa.string()),
+        *((name, _arrow_type(FIELD_TYPES[name])) for name in FIELD_NAMES),
+        ("status", pa.string()),
+        ("error", pa.string()),
+        ("step_fit", pa.int64()),
+        ("step_gen", pa.int64()),
+        ("censored", pa.bool_()),
+        ("steps_run", pa.int64()),
+        ("phase", pa.string()),
+        *((name, pa.float64()) for name in FINAL_COLUMNS),
+        ("wall_s", pa.float64()),
+        ("pack_size", pa.int64()),
+        ("device", pa.string()),
+        ("host", pa.string()),
+        ("grokscan_version", pa.string()),
+        ("created_at", pa.timestamp("us", tz="UTC")),
+        ("write_id", pa.string()),
+    ]
+)
+CURVES_SCHEMA = pa.schema(
+    [
+        ("sweep", pa.string()),
+        ("run_id", pa.string()),
+        ("write_id", pa.string()),
+        ("step", pa.int64()),
+        *((m, pa.float64()) for m in CURVE_METRICS),
+    ]
+)
+# Read as dictionaries: reordering rows then moves int32 codes, not strings (~2x faster at 1M rows).
+_DICT_COLUMNS = [f.name for f in RUNS_SCHEMA if f.type == pa.string() and f.name not in _RUN_KEYS]
+_RUNS_READ_SCHEMA = pa.schema(
+    pa.field(f.name, pa.dictionary(pa.int32(), pa.string())) if f.name in _DICT_COLUMNS else f
+    for f in RUNS_SCHEMA
+)
+_FORMAT = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=_DICT_COLUMNS))
+_PARTITIONING = ds.partitioning(pa.schema([("sweep", pa.string())]), flavor="hive")
+
+
+def check_sweep(sweep: str) -> str:
+    """Return `sweep` if it is a valid sweep name (it becomes a folder name), else raise ValueError."""
+    if not isinstance(sweep, str) or not SWEEP_NAME.fullmatch(sweep):
+        raise ValueError(
+            f"invalid sweep name {sweep!r}: use a non-empty name made of letters, digits, '_', '.' and '-' "
+            "(e.g. the search-space file's stem)"
+        )
+    return sweep
+
+
+@functools.lru_cache(maxsize=1)
+def _provenance() -> tuple[str, str]:
+    try:
+        version = importlib.metadata.version("grokscan")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    return socket.gethostname(), version
+
+
+def _runs_table(sweep: str, write_id: str, rows: list[dict]) -> pa.Table:
+    """RUNS_SCHEMA table from one dict per run; columns a dict leaves out are null."""
+    host, version = _provenance()
+    # One timestamp per write: dedupe orders writes, not the rows within one.
+    now = datetime.now(timezone.utc)
+    common = {"sweep": check_sweep(sweep), "host": host, "grokscan_version": version, "created_at": now}
+    return pa.Table.from_pylist([{**row, **common, "write_id": write_id} for row in rows], schema=RUNS_SCHEMA)
+
+
+def result_rows(sweep: str, results: Sequence[RunResult], write_id: str) -> tuple[pa.Table, pa.Table]:
+    """Runs table (one row per result) and curves table (one row per evaluation) of one write.
+
+    ``RunResult.curves`` maps "step" and each of CURVE_METRICS to equal-length lists.
+    """
+    runs = _runs_table(
+        sweep,
+        write_id,
+        [
+            {
+                **r.config.to_dict(),
+                **{column: r.final.get(m) for m, column in zip(CURVE_METRICS, FINAL_COLUMNS, strict=True)},
+                **{
+                    k: getattr(r, k)
+                    for k in ("run_id", "status", "error", "step_fit", "step_gen", "censored")
+                },
+                **{k: getattr(r, k) for k in ("steps_run", "phase", "wall_s", "pack_size", "device")},
+            }
+            for r in results
+        ],
+    )
+    curves: dict[str, list] = defaultdict(list)
+    for r in results:
+        n = len(r.curves.get("step", ()))
+        curves["run_id"] += [r.run_id] * n
+        for column in ("step", *CURVE_METRICS):
+            curves[column] += list(r.curves.get(column, [None] * n))
+    n = len(curves["run_id"])
+    curves.update(sweep=[sweep] * n, write_id=[write_id] * n)
+    return runs, pa.Table.from_pydict(curves, schema=CURVES_SCHEMA)
+
+
+def error_rows(sweep: str, configs: Sequence[RunConfig], error: str, write_id: str) -> pa.Table:
+    """Runs rows for runs whose training raised (e.g. their whole pack failed): status "error", no metrics,
+    censored with steps_run null, so analysis can count them but not fit them."""
+    n = len(configs)
+    extra = {"status": "error", "error": error, "censored": True, "wall_s": 0.0, "pack_size": n, "device": ""}
+    return _runs_table(sweep, write_id, [{**c.to_dict(), "run_id": c.run_id, **extra} for c in configs])
+
+
+def _resolve(root: str) -> tuple[pafs.FileSystem, str]:
+    if "://" in root:
+        filesystem, base = pafs.FileSystem.from_uri(root)
+    else:
+        filesystem, base = pafs.LocalFileSystem(), os.path.abspath(root)
+    return filesystem, base.rstrip("/")
+
+
+def _put(filesystem: pafs.FileSystem, folder: str, table: pa.Table) -> None:
+    """Write `table` (minus the partition column) as a new whole fragment in `folder`."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table.drop_columns(["sweep"]), sink)
+    data = sink.getvalue()
+    final = f"{folder}/part-{uuid.uuid4().hex}.parquet"
+    if isinstance(filesystem, pafs.LocalFileSystem):
+        os.makedirs(folder, exist_ok=True)
+        tmp = f"{folder}/.tmp-{uuid.uuid4().hex}"
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+    else:
+        filesystem.create_dir(folder, recursive=True)
+        with filesystem.open_output_stream(final) as f:
+            f.write(data)
+
+
+def _fragments(filesystem: pafs.FileSystem, base: str, kind: str, sweep: str | None) -> list[str]:
+    """Paths of whole fragments (``sweep=*/part-*.parquet``) of one table, optionally of one sweep."""
+    top = f"{base}/{kind}" + ("" if sweep is None else f"/sweep={check_sweep(sweep)}")
+    infos = filesystem.get_file_info(pafs.FileSelector(top, recursive=True, allow_not_found=True))
+    return sorted(
+        i.path
+        for i in infos
+        if i.type == pafs.FileType.File
+        and i.base_name.startswith("part-")
+        and i.base_name.endswith(".parquet")
+        and i.path.rsplit("/", 2)[-2].startswith("sweep=")
+    )
+
+
+def _read(
+    fs: pafs.FileSystem,
+    base: str,
+    kind: str,
+    sweep: str | None,
+    columns: list[str] | None = None,
+    where: pc.Expression | None = None,
+) -> pa.Table:
+    """Whole fragments of one table as Arrow; low-cardinality strings come back dictionary-encoded."""
+    schema = _RUNS_READ_SCHEMA if kind == "runs" else CURVES_SCHEMA
+    paths = _fragments(fs, base, kind, sweep)
+    if not paths:
+        return schema.empty_table().select(columns or schema.names)
+    # The declared schema (not the files') so fragments written before a field was added still load.
+    dataset = ds.dataset(
+        paths,
+        schema=schema,
+        format=_FORMAT,
+        filesystem=fs,
+        partitioning=_PARTITIONING,
+        partition_base_dir=f"{base}/{kind}",
+    )
+    return dataset.to_table(columns=columns, filter=where)
+
+
+def _first_rows(keys: pa.Table, first_by: pa.Table | None = None) -> pa.Array:
+    """Row indices of the first row of each distinct key, in ascending key order.
+
+    "First" means smallest `first_by`: rows are put in that order, then stably sorted by key.
+    """
+    order = None
+    if first_by is not None:
+        order = pc.sort_indices(first_by, [(c, "ascending") for c in first_by.column_names])
+        keys = keys.take(order)
+    # One array sorts several times faster than a one-column table.
+    sortable = keys.column(0) if keys.num_columns == 1 else keys
+    indices = pc.sort_indices(sortable, [(c, "ascending") for c in keys.column_names])
+    if len(indices) > 1:
+        changed = None
+        for column in keys.take(indices).columns:
+            diff = pc.not_equal(column[1:], column[:-1])
+            changed = diff if changed is None else pc.or_(changed, diff)
+        indices = indices.filter(pa.chunked_array([[True], *changed.chunks]))
+    return indices if order is None else order.take(indices)
+
+
+def _key(table: pa.Table, names: Sequence[str]) -> pa.Array:
+    # '/' occurs in no sweep name, run_id or write_id, so the joined key is unambiguous.
+    return pc.binary_join_element_wise(*(table.column(n) for n in names), "/").combine_chunks()
+
+
+def _take(table: pa.Table, indices: pa.Array) -> pa.Table:
+    # A compacted sweep is already sorted and unique: skip a full copy of every column.
+    n = len(indices)
+    if n == table.num_rows and (n < 2 or pc.all(pc.greater(indices[1:], indices[:-1])).as_py()):
+        return table
+    return table.take(indices)
+
+
+def _dedupe_runs(runs: pa.Table) -> pa.Table:
+    """Kept runs rows (see module doc), sorted by sweep, run_id, with RUNS_SCHEMA's plain types."""
+    first = _first_rows(pa.table({"key": _key(runs, ["sweep", "run_id"])}), runs.select(_RUN_ORDER))
+    kept = _take(runs, first)
+    return kept.cast(pa.schema(RUNS_SCHEMA.field(name) for name in kept.column_names))
+
+
+def _kept_curves(curves: pa.Table, kept_runs: pa.Table) -> pa.Table:
+    """Curves of the kept runs rows only, one row per (sweep, run_id, step), sorted that way."""
+    # Position of each row's runs row among the (sorted) kept runs; null when that row was not kept.
+    rank = pc.index_in(_key(curves, _RUN_KEYS), value_set=_key(kept_runs, _RUN_KEYS))
+    curves = curves.append_column("rank", rank).filter(pc.is_valid(rank))
+    # Dedupe too: a crash mid-compaction leaves the same rows in an old and a new fragment.
+    return _take(curves, _first_rows(curves.select(["rank", "step"]))).select(CURVES_SCHEMA.names)
+
+
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    # Int64 keeps null step_gen/step_fit null instead of turning them into NaN floats.
+    return table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+
+
+def load_runs(path: str, sweep: str | None = None) -> pd.DataFrame:
+    """All runs rows under `path` (one sweep or all), one per (sweep, run_id), sorted by sweep, run_id.
+
+    Returns an empty frame with RUNS_SCHEMA's columns when nothing is stored.
+    """
+    filesystem, base = _resolve(path)
+    return _to_pandas(_dedupe_runs(_read(filesystem, base, "runs", sweep)))
+
+
+def load_curves(path: str, sweep: str | None = None, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """Curves of the kept runs rows (see module doc) of one sweep or all, optionally only of `run_ids`,
+    sorted by sweep, run_id, step."""
+    filesystem, base = _resolve(path)
+    where = None if run_ids is None else pc.field("run_id").isin(pa.array(list(run_ids), pa.string()))
+    runs = _read(filesystem, base, "runs", sweep, columns=["sweep", "run_id", *_RUN_ORDER], where=where)
+    curves = _read(filesystem, base, "curves", sweep, where=where)
+    return _to_pandas(_kept_curves(curves, _dedupe_runs(runs)))
+
+
+def compact(path: str, sweep: str) -> int:
+    """Rewrite one sweep's fragments as one deduplicated fragment per table; return the runs rows kept.
+
+    Rows keep their original ``write_id`` and ``created_at``, so a concurrent reader that sees both the
+    old and the new fragments (until the old ones are deleted) still dedupes to the same result.
+    """
+    filesystem, base = _resolve(path)
+    old = [p for kind in ("runs", "curves") for p in _fragments(filesystem, base, kind, sweep)]
+    all_runs, all_curves = (_read(filesystem, base, kind, sweep) for kind in ("runs", "curves"))
+    runs = _dedupe_runs(all_runs)
+    # Curves with no runs row at all may belong to a write still in flight: carry them over unread.
+    pending = pc.invert(pc.is_in(_key(all_curves, _RUN_KEYS), value_set=_key(all_runs, _RUN_KEYS)))
+    curves = pa.concat_tables([_kept_curves(all_curves, runs), all_curves.filter(pending)])
+    if curves.num_rows:
+        _put(filesystem, f"{base}/curves/sweep={sweep}", curves)
+    if runs.num_rows:
+        _put(filesystem, f"{base}/runs/sweep={sweep}", runs)
+    for fragment in old:
+        filesystem.delete_file(fragment)
+    return runs.num_rows
+
+
+class Store:
+    """Writer (and resume helper) for one results root: a local folder or a pyarrow filesystem URI."""
+
+    def __init__(self, root: str) -> None:
+        self._fs, self._base = _resolve(root)
+
+    def write(
+        self, sweep: str, results: Sequence[RunResult] = (), errors: Sequence[tuple[RunConfig, str]] = ()
+    ) -> str:
+        """Append finished runs (ok or diverged) and failed runs as one fragment per table.
+
+        Args:
+            sweep: Sweep name: letters, digits, '_', '.', '-'.
+            results: Finished runs.
+            errors: ``(config, message)`` per run whose training raised; runs sharing a message were one pack.
+
+        Returns:
+            The write_id (uuid4 hex) stamped on every row written.
+        """
+        check_sweep(sweep)
+        write_id = uuid.uuid4().hex
+        runs, curves = result_rows(sweep, results, write_id)
+        by_message: dict[str, list[RunConfig]] = defaultdict(list)
+        for config, message in errors:
+            by_message[message].append(config)
+        runs = pa.concat_tables([runs, *(error_rows(sweep, c, m, write_id) for m, c in by_message.items())])
+        # Runs last: its row is the commit record, so a crash in between leaves only curves readers ignore.
+        if curves.num_rows:
+            _put(self._fs, f"{self._base}/curves/sweep={sweep}", curves)
+        if runs.num_rows:
+            _put(self._fs, f"{self._base}/runs/sweep={sweep}", runs)
+        return write_id
+
+    def done_run_ids(self, sweep: str | None = None) -> set[str]:
+        """run_ids that have a runs row (any status), in one sweep or all; used to skip them on resume."""
+        table = _read(self._fs, self._base, "runs", sweep, columns=["run_id"])
+        return set(pc.unique(table.column("run_id")).to_pylist())

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grokscan.cli import main
+from grokscan.store import load_curves, load_runs
+
+SMOKE = str(Path(__file__).parent.parent / "search_spaces" / "smoke.py")
+
+
+def test_run_then_resume_trains_nothing(ray_local, tmp_path, capsys):
+    storage = str(tmp_path / "results")
+    assert main(["run", SMOKE, "--storage", storage]) == 0
+    first = capsys.readouterr().out
+    runs = load_runs(storage, "smoke")
+    assert len(runs) == 4 and runs["run_id"].is_unique and set(runs["status"]) == {"ok"}
+    assert "4 runs trained, 0 already stored" in first and storage in first
+    curves = load_curves(storage, "smoke")
+    assert set(curves["run_id"]) == set(runs["run_id"])
+    assert (curves.groupby("run_id")["step"].min() == 0).all()
+
+    assert main(["run", SMOKE, "--storage", storage]) == 0
+    assert "0 runs trained, 4 already stored" in capsys.readouterr().out
+    assert len(load_runs(storage, "smoke")) == 4
+
+    # an override makes new runs; the old ones stay
+    assert main(["run", SMOKE, "--storage", storage, "--set", "steps=100"]) == 0
+    assert len(load_runs(storage, "smoke")) == 8
+
+    assert main(["ls", storage]) == 0
+    assert "smoke" in capsys.readouterr().out
+
+
+def test_dry_run_counts_and_writes_nothing(tmp_path, capsys):
+    storage = tmp_path / "results"
+    assert main(["run", SMOKE, "--storage", str(storage), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "4 runs" in out and "frac x2" in out and "weight_decay x2" in out
+    assert not storage.exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--set", "frac=1.5"], "strictly between 0 and 1"),
+        (["--set", "optimiser=sgd"], "did you mean 'optimizer'"),
+        (["--pack-size", "0"], "--pack-size 0"),
+        (["--gpus-per-trial", "-1"], "--gpus-per-trial"),
+    ],
+)
+def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, argv, message):
+    storage = tmp_path / "results"
+    assert main(["run", SMOKE, "--storage", str(storage), *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not storage.exists()
+
+
+def test_console_script_end_to_end(tmp_path):
+    """The installed `grokscan` command, in its own process with its own embedded Ray."""
+    storage = tmp_path / "results"
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    exe = Path(sys.executable).with_name("grokscan")
+    done = subprocess.run(
+        [str(exe), "run", SMOKE, "--storage", str(storage), "--set", "frac=0.5"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "2 runs trained" in done.stdout and "median step_gen" in done.stdout
+    assert len(load_runs(str(storage), "smoke")) == 2
