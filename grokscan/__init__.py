@@ -1,7 +1,7 @@
 """grokscan: distributed hyperparameter phase diagrams for grokking.
 
-Importing the package loads neither torch nor ray: `train_runs` (torch) and `run_sweep` (ray) load on first
-use, so results can be analysed wherever pandas runs.
+Importing the package loads neither torch nor ray: `train_runs` (torch), `run_sweep` (ray) and the analysis
+functions load on first use, so results can be analysed wherever pandas runs.
 """
 
 from __future__ import annotations
@@ -14,8 +14,25 @@ from grokscan.result import RunResult
 from grokscan.space import load_space
 from grokscan.store import load_curves, load_runs
 
-__all__ = ["RunConfig", "RunResult", "train_runs", "load_space", "run_sweep", "load_runs", "load_curves"]
-_LAZY = {"train_runs": "grokscan.train", "run_sweep": "grokscan.tune"}
+__all__ = [
+    "RunConfig",
+    "RunResult",
+    "train_runs",
+    "load_space",
+    "run_sweep",
+    "load_runs",
+    "load_curves",
+    "phase_table",
+    "fit_scaling",
+    "phase_diagram",
+]
+_LAZY = {
+    "train_runs": "grokscan.train",
+    "run_sweep": "grokscan.tune",
+    "phase_table": "grokscan.analysis",
+    "fit_scaling": "grokscan.analysis",
+    "phase_diagram": "grokscan.plots",
+}
 
 
 def __getattr__(name: str) -> Any:
