@@ -8,8 +8,9 @@ duckdb (``hive_partitioning=true``) read both as is.
 Crash safety: ``Store.write`` writes its curves fragment, then its runs fragment, the commit record: curves
 count only when their (sweep, run_id, write_id) matches the kept runs row. Locally a fragment is written
 under a temp name (``.tmp-<uuid>``, which no reader matches) and renamed; object-store PUTs are already
-all-or-nothing. A run stored twice (e.g. a resumed sweep) is deduplicated on read, keeping the earliest
-``created_at`` (ties: smallest ``write_id``); ``compact`` makes that permanent.
+all-or-nothing. A run stored twice (e.g. a resumed sweep) is deduplicated on read, keeping a finished row
+over an error row, then the earliest ``created_at`` (ties: smallest ``write_id``); ``compact`` makes that
+permanent.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import re
 import socket
 import uuid
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
@@ -37,7 +39,7 @@ from grokscan.result import CURVE_METRICS, RunResult
 SWEEP_NAME = re.compile(r"[A-Za-z0-9_.-]+")
 FINAL_COLUMNS = tuple(f"final_{m}" for m in CURVE_METRICS)
 _RUN_KEYS = ["sweep", "run_id", "write_id"]  # identify one stored runs row; curves join on them
-_RUN_ORDER = ["created_at", "write_id"]  # of two rows of one run, the smaller is kept
+_RUN_ORDER = ["status", "created_at", "write_id"]  # read to choose which of a run's rows is kept
 
 
 def _arrow_type(annotation: str) -> pa.DataType:
@@ -200,6 +202,33 @@ def _fragments(filesystem: pafs.FileSystem, base: str, kind: str, sweep: str | N
     )
 
 
+class StoreError(ValueError):
+    """A results directory holding a file that is not a readable grokscan fragment; names the file."""
+
+
+def _readable(fs: pafs.FileSystem, paths: list[str], kind: str, skip_corrupt: bool) -> list[str]:
+    """Fragments whose Parquet footer reads and holds this table's key columns (a footer read per file)."""
+    needed = {"run_id", "write_id", "status" if kind == "runs" else "step"}
+    good = []
+    for path in paths:
+        try:
+            with fs.open_input_file(path) as f:
+                names = set(pq.read_schema(f).names)
+            problem = f"lacks columns {sorted(needed - names)}" if needed - names else None
+        except (pa.ArrowInvalid, OSError) as err:
+            problem = f"is not a whole Parquet file ({err})"
+        if problem is None:
+            good.append(path)
+        elif skip_corrupt:
+            warnings.warn(f"skipping {path}: it {problem}", stacklevel=3)
+        else:
+            raise StoreError(
+                f"{path} {problem}: move it out of the results directory, or skip such files explicitly "
+                "(skip_corrupt=True, --skip-corrupt)"
+            )
+    return good
+
+
 def _read(
     fs: pafs.FileSystem,
     base: str,
@@ -207,10 +236,11 @@ def _read(
     sweep: str | None,
     columns: list[str] | None = None,
     where: pc.Expression | None = None,
+    skip_corrupt: bool = False,
 ) -> pa.Table:
     """Whole fragments of one table as Arrow; low-cardinality strings come back dictionary-encoded."""
     schema = _RUNS_READ_SCHEMA if kind == "runs" else CURVES_SCHEMA
-    paths = _fragments(fs, base, kind, sweep)
+    paths = _readable(fs, _fragments(fs, base, kind, sweep), kind, skip_corrupt)
     if not paths:
         return schema.empty_table().select(columns or schema.names)
     # The declared schema (not the files') so fragments written before a field was added still load.
@@ -222,7 +252,12 @@ def _read(
         partitioning=_PARTITIONING,
         partition_base_dir=f"{base}/{kind}",
     )
-    return dataset.to_table(columns=columns, filter=where)
+    try:
+        return dataset.to_table(columns=columns, filter=where)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OSError) as err:
+        raise StoreError(
+            f"{base}/{kind}: a fragment does not match grokscan's {kind} schema ({err})"
+        ) from err
 
 
 def _first_rows(keys: pa.Table, first_by: pa.Table | None = None) -> pa.Array:
@@ -261,7 +296,15 @@ def _take(table: pa.Table, indices: pa.Array) -> pa.Table:
 
 def _dedupe_runs(runs: pa.Table) -> pa.Table:
     """Kept runs rows (see module doc), sorted by sweep, run_id, with RUNS_SCHEMA's plain types."""
-    first = _first_rows(pa.table({"key": _key(runs, ["sweep", "run_id"])}), runs.select(_RUN_ORDER))
+    # A finished row beats an error row (a failed run retried later succeeded), then the earliest wins.
+    preference = pa.table(
+        {
+            "failed": pc.equal(runs.column("status"), "error"),
+            "created_at": runs.column("created_at"),
+            "write_id": runs.column("write_id"),
+        }
+    )
+    first = _first_rows(pa.table({"key": _key(runs, ["sweep", "run_id"])}), preference)
     kept = _take(runs, first)
     return kept.cast(pa.schema(RUNS_SCHEMA.field(name) for name in kept.column_names))
 
@@ -280,22 +323,26 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
 
 
-def load_runs(path: str, sweep: str | None = None) -> pd.DataFrame:
+def load_runs(path: str, sweep: str | None = None, skip_corrupt: bool = False) -> pd.DataFrame:
     """All runs rows under `path` (one sweep or all), one per (sweep, run_id), sorted by sweep, run_id.
 
-    Returns an empty frame with RUNS_SCHEMA's columns when nothing is stored.
+    Returns an empty frame with RUNS_SCHEMA's columns when nothing is stored. A truncated or foreign
+    ``part-*.parquet`` file raises StoreError naming it, unless `skip_corrupt` (then it warns and skips).
     """
     filesystem, base = _resolve(path)
-    return _to_pandas(_dedupe_runs(_read(filesystem, base, "runs", sweep)))
+    return _to_pandas(_dedupe_runs(_read(filesystem, base, "runs", sweep, skip_corrupt=skip_corrupt)))
 
 
-def load_curves(path: str, sweep: str | None = None, run_ids: Iterable[str] | None = None) -> pd.DataFrame:
+def load_curves(
+    path: str, sweep: str | None = None, run_ids: Iterable[str] | None = None, skip_corrupt: bool = False
+) -> pd.DataFrame:
     """Curves of the kept runs rows (see module doc) of one sweep or all, optionally only of `run_ids`,
-    sorted by sweep, run_id, step."""
+    sorted by sweep, run_id, step. `skip_corrupt` as in load_runs."""
     filesystem, base = _resolve(path)
     where = None if run_ids is None else pc.field("run_id").isin(pa.array(list(run_ids), pa.string()))
-    runs = _read(filesystem, base, "runs", sweep, columns=["sweep", "run_id", *_RUN_ORDER], where=where)
-    curves = _read(filesystem, base, "curves", sweep, where=where)
+    columns = ["sweep", "run_id", *_RUN_ORDER]
+    runs = _read(filesystem, base, "runs", sweep, columns=columns, where=where, skip_corrupt=skip_corrupt)
+    curves = _read(filesystem, base, "curves", sweep, where=where, skip_corrupt=skip_corrupt)
     return _to_pandas(_kept_curves(curves, _dedupe_runs(runs)))
 
 
@@ -355,6 +402,9 @@ class Store:
         return write_id
 
     def done_run_ids(self, sweep: str | None = None) -> set[str]:
-        """run_ids that have a runs row (any status), in one sweep or all; used to skip them on resume."""
-        table = _read(self._fs, self._base, "runs", sweep, columns=["run_id"])
+        """run_ids with a finished runs row (ok or diverged) in one sweep or all: a resumed sweep skips them
+        and retries runs that only have an error row."""
+        table = _read(
+            self._fs, self._base, "runs", sweep, columns=["run_id"], where=pc.field("status") != "error"
+        )
         return set(pc.unique(table.column("run_id")).to_pylist())

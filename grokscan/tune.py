@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from grokscan.config import RunConfig
 from grokscan.result import RunResult, result_from_dict, result_to_dict
-from grokscan.space import Sweep
+from grokscan.space import SpaceError, Sweep
 from grokscan.store import Store
 
 # Tune's per-trial CSV/JSON/TensorBoard loggers cost time per result and duplicate the store.
@@ -50,20 +50,22 @@ class SweepOutcome:
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None, object_store_mb: int = 512) -> None:
-    """Join `address` (or $RAY_ADDRESS), else start an embedded local Ray on 127.0.0.1, dashboard off."""
+    """Join `address` (or $RAY_ADDRESS), else start an embedded local Ray: dashboard off, Ray's token
+    authentication left on (its default for a new local instance)."""
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
     common = {"log_to_driver": False, "logging_level": "ERROR", "configure_logging": True}
     if address:
-        ray.init(address=address, **common)
+        try:
+            ray.init(address=address, **common)
+        except ConnectionError as err:
+            raise SpaceError(f"--address {address}: cannot join a Ray cluster there ({err})") from None
     else:
-        os.environ.setdefault("RAY_AUTH_MODE", "token")  # explicit: Ray's token auth stays on, no warning
         ray.init(
             num_cpus=num_cpus or os.cpu_count(),
             include_dashboard=False,
             object_store_memory=object_store_mb * 2**20,
-            _node_ip_address="127.0.0.1",
             **common,
         )
 

@@ -20,7 +20,6 @@ def ray_local():
             num_cpus=2,
             object_store_memory=80 * 2**20,
             include_dashboard=False,
-            _node_ip_address="127.0.0.1",
             log_to_driver=False,
             logging_level="ERROR",
         )

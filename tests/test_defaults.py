@@ -1,4 +1,4 @@
-"""The default run is a grokking run: weight decay 1 generalizes within the budget, weight decay 0 does not."""
+"""The default run groks: weight decay 1 generalizes within the budget, weight decay 0 does not."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from grokscan.train import train_runs
 
 @pytest.mark.slow
 def test_default_mlp_groks_with_weight_decay_and_memorizes_without():
-    with_wd, without_wd = train_runs([RunConfig(weight_decay=1.0, seed=0), RunConfig(weight_decay=0.0, seed=0)])
+    with_wd, without_wd = train_runs(
+        [RunConfig(weight_decay=1.0, seed=0), RunConfig(weight_decay=0.0, seed=0)]
+    )
     assert with_wd.status == without_wd.status == "ok"
     assert with_wd.step_gen is not None and with_wd.step_gen < with_wd.config.steps
     assert with_wd.final["val_acc"] >= 0.99

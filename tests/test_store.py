@@ -12,7 +12,16 @@ import pytest
 from grokscan import store
 from grokscan.config import FIELD_NAMES, RunConfig
 from grokscan.result import CURVE_METRICS, RunResult
-from grokscan.store import CURVES_SCHEMA, RUNS_SCHEMA, Store, compact, error_rows, load_curves, load_runs
+from grokscan.store import (
+    CURVES_SCHEMA,
+    RUNS_SCHEMA,
+    Store,
+    StoreError,
+    compact,
+    error_rows,
+    load_curves,
+    load_runs,
+)
 
 
 def make_result(
@@ -116,6 +125,17 @@ def test_error_rows_are_recorded(tmp_path):
     assert len(load_curves(str(tmp_path))) == 3
 
 
+def test_failed_run_is_retried_and_its_later_success_kept(tmp_path):
+    store, ok = Store(str(tmp_path)), make_result(5, step_gen=100)
+    store.write("r", errors=[(ok.config, "node died")])
+    assert ok.run_id not in store.done_run_ids("r")  # an error row alone does not count as done
+    store.write("r", [ok])
+    assert store.done_run_ids("r") == {ok.run_id}
+    df = load_runs(str(tmp_path), "r")
+    assert len(df) == 1 and df.status[0] == "ok" and df.step_gen[0] == 100
+    assert len(load_curves(str(tmp_path), "r")) == 3
+
+
 def test_sweep_filter(tmp_path):
     s = Store(str(tmp_path))
     s.write("a", [make_result(0), make_result(1, step_gen=150)])
@@ -195,3 +215,23 @@ def test_object_store_branch_writes_whole_fragments():
     names = [i.base_name for i in s._fs.get_file_info(pa.fs.FileSelector("bucket/results", recursive=True))]
     assert sum(n.startswith("part-") for n in names) == 2 and not any(n.startswith(".tmp") for n in names)
     assert s.done_run_ids("m") == {make_result(0).run_id}
+
+
+@pytest.mark.parametrize("kind", ["truncated", "foreign"])
+def test_corrupt_fragment_is_named_or_skipped_on_request(tmp_path, kind):
+    root = str(tmp_path)
+    Store(root).write("c", [make_result(0), make_result(1)])
+    folder = tmp_path / "runs" / "sweep=c"
+    bad = folder / "part-zzz.parquet"
+    if kind == "truncated":
+        good = next(folder.glob("part-*.parquet"))
+        bad.write_bytes(good.read_bytes()[:-100])
+    else:
+        pq.write_table(pa.table({"x": [1, 2]}), bad)
+    with pytest.raises(StoreError, match=r"part-zzz\.parquet.*--skip-corrupt"):
+        load_runs(root)
+    with pytest.raises(StoreError, match="part-zzz"):
+        Store(root).done_run_ids("c")
+    with pytest.warns(UserWarning, match="part-zzz"):
+        df = load_runs(root, skip_corrupt=True)
+    assert len(df) == 2 and set(df.seed) == {0, 1}

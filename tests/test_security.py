@@ -1,0 +1,33 @@
+"""Safe defaults: the embedded Ray keeps token auth on and the dashboard off; results are Parquet only."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+PROBE = """
+import json, os
+import ray
+from grokscan.tune import init_ray
+init_ray()
+node = ray._private.worker._global_node
+print(json.dumps({"auth": os.environ.get("RAY_AUTH_MODE"), "dashboard": node.address_info.get("webui_url")}))
+ray.shutdown()
+"""
+
+
+def test_embedded_ray_keeps_token_auth_and_no_dashboard():
+    """From a shell that sets nothing: Ray's own default must turn token auth on, and it must work."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_AUTH_MODE", "RAY_ADDRESS")}
+    done = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    facts = json.loads(done.stdout.strip().splitlines()[-1])
+    assert facts["auth"] == "token" and not facts["dashboard"]
+
+
+def test_results_are_never_unpickled():
+    source = "\n".join(p.read_text() for p in (Path(__file__).parent.parent / "grokscan").glob("*.py"))
+    assert "pickle" not in source and "read_pickle" not in source
