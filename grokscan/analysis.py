@@ -65,11 +65,12 @@ def _km_medians(cell: np.ndarray, time: np.ndarray, event: np.ndarray, n_cells: 
     return out
 
 
-def phase_table(runs: pd.DataFrame, x: str, y: str | None = None) -> pd.DataFrame:
-    """Per grid cell of config column(s) `x` (and `y`), aggregates over seeds of the runs in that cell.
+def phase_table(runs: pd.DataFrame, x: str, y: str | None = None, by: Sequence[str] = ()) -> pd.DataFrame:
+    """Per grid cell of config column(s) `x` (and `y`, and any further columns `by`), aggregates over seeds
+    of the runs in that cell.
 
     Columns, in order (steps are training steps):
-        x, [y]: the cell's config values; sorted by x then y, null values last.
+        x, [y], [*by]: the cell's config values; sorted by them in that order, null values last.
         n: runs with status ok. n_failed: runs with status diverged or error (not in any statistic below).
         n_generalized, frac_generalized: ok runs with a step_gen, and their share of n.
         budget: max steps_run over the ok runs (Int64).
@@ -86,7 +87,7 @@ def phase_table(runs: pd.DataFrame, x: str, y: str | None = None) -> pd.DataFram
     Raises:
         ValueError: a column is missing.
     """
-    keys = [x] if y is None else [x, y]
+    keys = [x, *([] if y is None else [y]), *by]
     _require(runs, [*keys, "status", "step_fit", "step_gen", "steps_run", "phase"], "phase_table")
     grouped = runs.groupby(keys, dropna=False, sort=True)
     codes = grouped.ngroup().to_numpy()
