@@ -50,15 +50,16 @@ def train_runs(
     configs: Sequence[RunConfig],
     device: str = "cpu",
     pack_size: int = 64,
-    on_result: Callable[[RunResult], None] | None = None,
+    on_finished: Callable[[list[RunResult]], None] | None = None,
 ) -> list[RunResult]:
     """Train every config, packing runs of identical shapes; results in the order of `configs`.
 
-    `on_result` is called as each run finishes (runs of one pack can finish at different steps).
+    `on_finished` receives, once per eval, the runs of a pack that ended at that eval (runs of one pack can
+    end at different steps): one call per batch keeps a remote caller's round trips per eval, not per run.
     """
     results: list[RunResult | None] = [None] * len(configs)
     for pack in make_packs(configs, pack_size):
-        for i, result in zip(pack, train_pack([configs[i] for i in pack], device, on_result), strict=True):
+        for i, result in zip(pack, train_pack([configs[i] for i in pack], device, on_finished), strict=True):
             results[i] = result
     return results  # type: ignore[return-value]
 
@@ -184,7 +185,7 @@ class _Pack:
 def train_pack(
     configs: Sequence[RunConfig],
     device: str = "cpu",
-    on_result: Callable[[RunResult], None] | None = None,
+    on_finished: Callable[[list[RunResult]], None] | None = None,
 ) -> list[RunResult]:
     """Train one pack (configs with equal pack_key) as a single vectorized model."""
     configs = list(configs)
@@ -192,7 +193,7 @@ def train_pack(
     assert len(keys) == 1, "train_pack needs configs of one shape; use train_runs"
     dev = torch.device(device)
     with _single_thread(dev):
-        return _train(configs, dev, on_result)
+        return _train(configs, dev, on_finished)
 
 
 class _Tracker:
@@ -239,7 +240,7 @@ class _Tracker:
         )
 
 
-def _train(configs: list[RunConfig], dev: torch.device, on_result) -> list[RunResult]:
+def _train(configs: list[RunConfig], dev: torch.device, on_finished) -> list[RunResult]:
     """Alternate eval_every training steps with an eval; drop members from the pack as they end."""
     cfg0 = configs[0]
     pack = _Pack(configs, dev)
@@ -250,14 +251,13 @@ def _train(configs: list[RunConfig], dev: torch.device, on_result) -> list[RunRe
     while True:
         metrics = pack.evaluate(cfg0).cpu().tolist()
         now = time.perf_counter()
-        keep = []
+        keep, finished = [], []
         for i, row in zip(active, metrics, strict=True):
             trackers[i].wall += (now - last) / len(active)
             results[i] = trackers[i].observe(step, row, device_name, len(configs))
-            if results[i] is None:
-                keep.append(i)
-            elif on_result is not None:
-                on_result(results[i])
+            (finished if results[i] else keep).append(i)
+        if finished and on_finished is not None:
+            on_finished([results[i] for i in finished])
         if not keep:
             return results  # type: ignore[return-value]
         if len(keep) < len(active):

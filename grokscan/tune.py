@@ -1,6 +1,7 @@
 """Run a sweep on Ray Tune: one trial per pack, results written to the store by the driver.
 
-The only module that imports ray. Trials report each finished run as one result; a driver-side callback
+The only module that imports ray. Trials report the runs that finished at each eval as one result; a
+driver-side callback
 writes them to the store, so runs trained on any node land in one results directory, each exactly once
 (a trial retried after a node failure re-trains its pack; already-written runs are skipped). Runs already
 in the store are never trained again: rerunning a sweep after a crash trains only what is missing.
@@ -84,10 +85,10 @@ def _pack_trial(config: dict, packs: list[list[dict]]) -> None:
     configs = [RunConfig(**c) for c in packs[config["pack"]]]
     device = "cuda" if ray.get_gpu_ids() else "cpu"
 
-    def report(result: RunResult) -> None:
-        tune.report({RESULT_KEY: json.dumps(result_to_dict(result))})
+    def report(results: list[RunResult]) -> None:  # one report per eval: each is a round trip to the driver
+        tune.report({RESULT_KEY: json.dumps([result_to_dict(r) for r in results])})
 
-    train_runs(configs, device=device, pack_size=len(configs), on_result=report)
+    train_runs(configs, device=device, pack_size=len(configs), on_finished=report)
 
 
 class _StoreCallback(tune.Callback):
@@ -103,18 +104,15 @@ class _StoreCallback(tune.Callback):
         self.done_before = done_before
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        payload = result.get(RESULT_KEY)
-        if payload is None:
-            return
-        run = result_from_dict(json.loads(payload))
-        if run.run_id in self.written:  # a retried trial re-reports its pack
-            return
-        self.written.add(run.run_id)
-        self.buffer.append(run)
-        self.done += 1
-        self.generalized += run.step_gen is not None
-        self.trained_s += run.wall_s
-        self.statuses[run.status] = self.statuses.get(run.status, 0) + 1
+        for run in map(result_from_dict, json.loads(result.get(RESULT_KEY, "[]"))):
+            if run.run_id in self.written:  # a retried trial re-reports its pack
+                continue
+            self.written.add(run.run_id)
+            self.buffer.append(run)
+            self.done += 1
+            self.generalized += run.step_gen is not None
+            self.trained_s += run.wall_s
+            self.statuses[run.status] = self.statuses.get(run.status, 0) + 1
         if time.monotonic() - self.last_flush > FLUSH_EVERY_S:
             self.flush()
         self.progress()

@@ -177,7 +177,7 @@ def test_diverged_member_does_not_affect_pack(optimizer: str) -> None:
     good = [RunConfig(**base, seed=s, lr=1e-2 if optimizer == "adamw" else 0.1) for s in range(3)]
     bad = RunConfig(**base, seed=7, lr=1e6, weight_decay=1.0, warmup=0)
     seen: list[RunResult] = []
-    results = train_runs([good[0], bad, *good[1:]], on_result=seen.append)
+    results = train_runs([good[0], bad, *good[1:]], on_finished=seen.extend)
     assert {r.pack_size for r in results} == {4}
     assert len(seen) == 4 and {id(r) for r in seen} == {id(r) for r in results}
     diverged = results[1]
@@ -326,7 +326,7 @@ def test_train_runs_keeps_input_order() -> None:
     ]
     seen: list[RunResult] = []
     threads = torch.get_num_threads()
-    results = train_runs(configs, pack_size=2, on_result=seen.append)
+    results = train_runs(configs, pack_size=2, on_finished=seen.extend)
     assert torch.get_num_threads() == threads
     assert [r.config for r in results] == configs
     assert [r.pack_size for r in results] == [2, 2, 2, 1, 2]
