@@ -26,6 +26,10 @@ from grokscan.store import Store
 
 # Tune's per-trial CSV/JSON/TensorBoard loggers cost time per result and duplicate the store.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+# An embedded Ray listens on 127.0.0.1 only: with this switch at 0 (Ray's default on macOS and Windows) Ray
+# keeps a local-only instance on loopback. Read when ray is imported; joining a cluster needs real addresses.
+if not os.environ.get("RAY_ADDRESS"):
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 import ray  # noqa: E402
@@ -51,8 +55,8 @@ class SweepOutcome:
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None, object_store_mb: int = 512) -> None:
-    """Join `address` (or $RAY_ADDRESS), else start an embedded local Ray: dashboard off, Ray's token
-    authentication left on (its default for a new local instance)."""
+    """Join `address` (or $RAY_ADDRESS), else start an embedded local Ray: loopback only, dashboard off, Ray's
+    token authentication left on (its default for a new local instance)."""
     if ray.is_initialized():
         return
     address = address or os.environ.get("RAY_ADDRESS")
