@@ -10,6 +10,7 @@ Imports neither torch nor ray: results can be analysed wherever pandas runs.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from collections.abc import Sequence
@@ -221,7 +222,7 @@ def _neg_loglik(theta: np.ndarray, x: np.ndarray, logt: np.ndarray, event: np.nd
     censored runs the survival probability P(log T > log steps_run) = Phi(-z).
     """
     a, b, log_s = theta
-    s = math.exp(log_s)
+    s = math.exp(min(max(log_s, -50.0), 50.0))  # a wild line-search step must not overflow
     z = (logt - (a - b * x)) / s
     log_sf = special.log_ndtr(-z)
     ll = np.where(event, -log_s - 0.5 * z * z, log_sf)
@@ -283,7 +284,13 @@ def fit_scaling(
         wb = rng.multinomial(n, w / n).astype(float)
         # A resample with no generalized run or a single x has no finite maximum: leave it out.
         if wb[pe].sum() > 0 and np.unique(px[wb > 0]).size > 1:
-            boot[i] = _mle(px, pt, pe, wb, theta)[:2]
+            with contextlib.suppress(RuntimeError):  # e.g. fits separated by censoring diverge
+                boot[i] = _mle(px, pt, pe, wb, theta)[:2]
+    failed = n_boot - int(np.isfinite(boot[:, 0]).sum())
+    if failed:
+        warnings.warn(
+            f"{failed} of {n_boot} bootstrap resamples had no finite fit; the CIs use the rest", stacklevel=2
+        )
     if n_boot and np.isfinite(boot[:, 0]).any():
         lo, hi = np.nanpercentile(boot, [2.5, 97.5], axis=0)
     else:

@@ -1,4 +1,4 @@
-"""`grokscan run | ls` command line. Exit codes: 0 ok, 1 some runs failed, 2 bad input."""
+"""`grokscan run | ls | plot | fit | report`. Exit codes: 0 ok, 1 some runs failed, 2 bad input."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import os
 import sys
 from collections.abc import Sequence
 
+from grokscan.preflight import check_address, check_size, check_storage
 from grokscan.space import SpaceError, Sweep, load_space
+from grokscan.store import StoreError
 
 BAD_INPUT, RUNS_FAILED = 2, 1
 GRID_KEYS_NOT_CELLS = ("seed", "split_seed")
@@ -34,8 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--pack-size", type=int, default=None, help="runs per trial (default: from device)")
     run.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: resources)")
     run.add_argument("--dry-run", action="store_true", help="validate, print runs and packs, train nothing")
+    run.add_argument("--yes", action="store_true", help="confirm a sweep of more than 10,000 runs")
     ls = verbs.add_parser("ls", help="sweeps in a results directory with counts by status and phase")
     ls.add_argument("storage", nargs="?", default="results")
+    ls.add_argument("--skip-corrupt", action="store_true", help="skip unreadable fragments with a warning")
     _analysis_parsers(verbs)
     return parser
 
@@ -63,8 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.verb in ("plot", "fit", "report"):
             return _analysis(args)
-        return _run(args) if args.verb == "run" else _ls(args.storage)
-    except SpaceError as err:
+        return _run(args) if args.verb == "run" else _ls(args.storage, args.skip_corrupt)
+    except (SpaceError, StoreError) as err:
         print(f"grokscan: {err}", file=sys.stderr)
         return BAD_INPUT
 
@@ -82,6 +86,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> int:
     _check_numbers(args)
     sweep = load_space(args.space, args.overrides)
+    check_size(len(sweep.configs), args.yes or args.dry_run, args.space)
     if args.dry_run:
         from grokscan.train import make_packs
 
@@ -90,7 +95,10 @@ def _run(args: argparse.Namespace) -> int:
         axes = ", ".join(f"{k} x{len(v)}" for k, v in sweep.axes.items()) or "a single point"
         print(f"{sweep.name}: {len(sweep.configs)} runs over {axes}; {len(packs)} packs of <= {size} runs")
         return 0
-    os.makedirs(args.storage, exist_ok=True) if "://" not in args.storage else None
+    check_address(args.address)
+    check_storage(args.storage)
+    if args.address:  # before ray is imported: tune keeps an embedded Ray on loopback only without it
+        os.environ["RAY_ADDRESS"] = args.address
     from grokscan.tune import run_sweep  # imports ray: only once the input is known to be good
 
     outcome = run_sweep(
@@ -111,46 +119,30 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def summary(sweep: Sweep, storage: str) -> str:
-    """One screen: runs by status, how many generalized, median step_gen per grid cell over seeds."""
-    import pandas as pd
-
+    """One screen: runs by status, how many generalized, and per grid cell over seeds the Kaplan-Meier
+    median step_gen ("> budget" when more than half never generalized) and the majority phase."""
+    from grokscan.analysis import phase_table
     from grokscan.store import load_runs
 
     runs = load_runs(storage, sweep.name)
     runs = runs[runs["run_id"].isin({c.run_id for c in sweep.configs})]
-    lines = [
-        f"{len(runs)} runs: "
-        + ", ".join(f"{n} {s}" for s, n in runs["status"].value_counts().items())
-        + f"; {int(runs['step_gen'].notna().sum())} generalized"
-    ]
+    statuses = ", ".join(f"{n} {s}" for s, n in runs["status"].value_counts().items())
+    lines = [f"{len(runs)} runs: {statuses}; {int(runs['step_gen'].notna().sum())} generalized"]
     cells = [k for k in sweep.axes if k not in GRID_KEYS_NOT_CELLS]
-    if cells:
-
-        def median(group: pd.DataFrame) -> str:
-            steps = group["step_gen"].astype("float64").fillna(float("inf")).sort_values().to_list()
-            mid = steps[(len(steps) - 1) // 2]  # lower median: censored runs count as later than any step
-            return f"> {int(group['steps'].max())}" if mid == float("inf") else str(int(mid))
-
-        def majority(group: pd.DataFrame) -> str:
-            counts = group["phase"].value_counts()
-            return f"{counts.index[0]} ({counts.iloc[0]}/{len(group)})" if len(counts) else "-"
-
-        groups = runs.groupby(cells, dropna=False)
-        table = pd.DataFrame(
-            {
-                "runs": groups.size(),
-                "median step_gen": groups.apply(median, include_groups=False),
-                "phase": groups.apply(majority, include_groups=False),
-            }
-        )
-        lines.append(table.to_string())
+    if cells and len(runs):
+        table = phase_table(runs, cells[0], cells[1] if len(cells) > 1 else None, by=cells[2:])
+        over = "> " + table["budget"].astype(str)
+        median = table["median_step_gen"].round().astype("Int64").astype(str)
+        table["median step_gen"] = over.where(table["step_gen_over_budget"], median)
+        table["phase"] = table["phase"].fillna("-") + " (" + table["phase_share"].map("{:.0%}".format) + ")"
+        lines.append(table.set_index(cells)[["n", "median step_gen", "phase"]].to_string())
     return "\n".join(lines)
 
 
-def _ls(storage: str) -> int:
+def _ls(storage: str, skip_corrupt: bool = False) -> int:
     from grokscan.store import load_runs
 
-    runs = load_runs(storage)
+    runs = load_runs(storage, skip_corrupt=skip_corrupt)
     if runs.empty:
         print(f"no runs under {storage}")
         return 0
@@ -172,7 +164,8 @@ def _analysis(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from grokscan.plots import phase_diagram, pick_runs
+    from grokscan.lineplots import pick_runs
+    from grokscan.plots import phase_diagram
     from grokscan.report import load_sweep
     from grokscan.store import load_curves
 
@@ -180,6 +173,7 @@ def _plot(args: argparse.Namespace) -> int:
     curves = load_curves(args.storage, name, run_ids=pick_runs(runs)) if args.kind == "curves" else None
     fig = phase_diagram(runs, x=args.x, y=args.y, kind=args.kind, curves=curves)
     output = args.output or f"{name}_{args.kind}.png"
+    os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
     fig.savefig(output, dpi=150)
     print(f"wrote {output}")
     return 0
@@ -193,11 +187,17 @@ def _fit(args: argparse.Namespace) -> int:
     name, runs = load_sweep(args.storage, args.sweep)
     table = fit_table(runs, x=args.x, budget=args.budget)
     if table["b"].isna().all():
-        raise ValueError(f"no fit of step_gen against {args.x!r} in {name}: " + "; ".join(set(table["note"])))
+        raise ValueError(
+            f"no fit of step_gen against {args.x!r} in {name}: " + "; ".join(sorted(set(table["note"])))
+        )
     print(
         f"{name}: log step_gen = a - b*{args.x}, censored runs right-censored at steps_run, 95% bootstrap CIs"
     )
-    print(format_fit_table(table).to_string(index=False))
+    text = format_fit_table(table)
+    print(text.drop(columns="note").to_string(index=False))
+    for i in table.index[table["note"].fillna("") != ""]:
+        where = f"{table.columns[0]}={text.iloc[i, 0]}: " if table.columns[0] != "a" else ""
+        print(f"no fit for {where}{table.at[i, 'note']}")
     return 0
 
 
