@@ -1,10 +1,10 @@
 """Run a sweep on Ray Tune: one trial per pack, results written to the store by the driver.
 
 The only module that imports ray. Trials report the runs that finished at each eval as one result; a
-driver-side callback
-writes them to the store, so runs trained on any node land in one results directory, each exactly once
-(a trial retried after a node failure re-trains its pack; already-written runs are skipped). Runs already
-in the store are never trained again: rerunning a sweep after a crash trains only what is missing.
+driver-side callback writes them to the store, so runs trained on any node land in one results directory,
+each exactly once (a trial retried after a node failure re-trains its pack; already-written runs are
+skipped). Runs already in the store are never trained again: rerunning a sweep after a crash trains only
+what is missing.
 """
 
 from __future__ import annotations

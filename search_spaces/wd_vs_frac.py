@@ -1,7 +1,7 @@
 """Weight decay x training fraction on x+y mod 59 (MLP, AdamW), 2 seeds: the default demo.
 
 Weight decay 0 memorizes; a little weight decay groks late; more groks soon after fitting (Liu et al. 2022
-phases; Power et al. 2022 Fig. 2 for the fraction axis). About 6 minutes on a 2-core laptop (README).
+phases; Power et al. 2022 Fig. 2 for the fraction axis). About 4.5 minutes on a 2-core laptop (README).
 Paper scale: --set p=97 --set steps=20000 --set "seed=[0,1,2,3,4]".
 """
 
