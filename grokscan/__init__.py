@@ -7,7 +7,14 @@ functions load on first use, so results can be analysed wherever pandas runs.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
+
+# MKL's conditional numerical reproducibility: without it, MKL's float64 batched matmul can round a member's
+# product differently by batch size on some CPUs (seen on AMD EPYC), which breaks "a run's result does not
+# depend on its pack". MKL reads this at its first call, so it is set before grokscan touches torch; no
+# measurable cost on the packed step.
+os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 from grokscan.config import RunConfig
 from grokscan.result import RunResult

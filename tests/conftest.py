@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import os
+import secrets
 
 import pytest
 
 # Every Ray process the tests start (embedded instance, cluster_utils nodes, CLI subprocesses) must agree on
-# the auth mode; token auth stays on, as in normal use.
+# the auth mode; token auth stays on, as in normal use. The token is given too: ray.init writes
+# ~/.ray/auth_token when it is missing, but a cluster_utils head node started first on a fresh machine
+# does not, and its GCS then aborts.
 os.environ.setdefault("RAY_AUTH_MODE", "token")
+os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 

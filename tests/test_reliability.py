@@ -123,3 +123,20 @@ def test_same_sweep_twice_gives_identical_tables(ray_local, tmp_path):
     pd.testing.assert_frame_equal(runs_a, runs_b)
     curves_a, curves_b = (load_curves(s, "smoke").drop(columns=["write_id"]) for s in (a, b))
     pd.testing.assert_frame_equal(curves_a, curves_b)
+
+
+def test_trial_that_fails_for_good_is_stored_as_error_and_exits_1(ray_local, tmp_path, capsys):
+    """A trial raising on every attempt (MNIST is not on disk here) ends as status "error" rows with the
+    error's last line; the runs of other trials land as usual, and the exit code is 1."""
+    space = tmp_path / "fails.py"
+    space.write_text(
+        "from ray import tune\n"
+        'param_space = {"task": tune.grid_search(["mnist", "x+y"]), "p": 11, "width": 16, "steps": 50,\n'
+        '               "eval_every": 25}\n'
+    )
+    storage = str(tmp_path / "results")
+    assert main(["run", str(space), "--storage", storage, "--pack-size", "1"]) == 1
+    runs = load_runs(storage, "fails").set_index("task")
+    assert runs.loc["mnist", "status"] == "error" and "MNIST" in runs.loc["mnist", "error"]
+    assert runs.loc["x+y", "status"] == "ok"
+    assert "1 failed" in capsys.readouterr().out
