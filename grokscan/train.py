@@ -22,6 +22,7 @@ from grokscan import tasks
 from grokscan.config import RunConfig
 from grokscan.models import Model
 from grokscan.optim import Hyper, Optimizer, row_losses
+from grokscan.packsize import eval_chunk
 from grokscan.result import CURVE_METRICS, RunResult
 
 # Fields a pack's members may differ in; every other field (plus n_train) must match within a pack.
@@ -29,7 +30,6 @@ PER_MEMBER = frozenset(
     {"seed", "split_seed", "frac", "label_noise", "alpha", "lr", "weight_decay", "beta1", "beta2", "eps"}
     | {"momentum", "warmup", "grokfast_alpha", "grokfast_lamb", "steps", "threshold", "patience", "gap"}
 )
-EVAL_ELEMENTS = 2**25  # activations per eval chunk: bounds eval memory whatever the pack size
 BATCH_STREAM = 2_000_003  # offsets the minibatch-order generator from the init generator of the same seed
 
 
@@ -149,9 +149,8 @@ class _Pack:
     @torch.no_grad()
     def evaluate(self, cfg: RunConfig) -> torch.Tensor:
         """[M, 7]: CURVE_METRICS then finite-parameters flag, over the full table."""
-        m, n = self.labels.shape
-        widest = max(cfg.width * self.x.shape[1], cfg.d_mlp or 0, self.model.n_classes)
-        chunk = max(1, EVAL_ELEMENTS // (n * widest))
+        m = self.labels.shape[0]
+        chunk = eval_chunk(cfg, self.x.shape[1], self.model.n_classes)
         rows = []
         for a in range(0, m, chunk):
             flat, labels, mask = (

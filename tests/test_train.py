@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from grokscan import train
+from grokscan import packsize, train
 from grokscan.config import RunConfig
 from grokscan.result import CURVE_METRICS, PHASES, RunResult, phase
 from grokscan.train import make_packs, pack_key, train_runs
@@ -148,7 +148,7 @@ def test_pack_invariance_with_chunked_eval(monkeypatch) -> None:
     configs = _mixed({**PARITY, "dtype": "float64"}, n=8)
     whole = train_runs(configs)
     rows, widest = 256, 16 * 8
-    monkeypatch.setattr(train, "EVAL_ELEMENTS", rows * widest * 3)  # chunks of 3, 3, 2 members
+    monkeypatch.setattr(packsize, "EVAL_ELEMENTS", rows * widest * 3)  # chunks of 3, 3, 2 members
     eval_sizes: set[int] = set()
     forward = train.Model.forward
 
