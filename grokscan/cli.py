@@ -86,7 +86,12 @@ def _check_numbers(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> int:
     _check_numbers(args)
     sweep = load_space(args.space, args.overrides)
-    check_size(len(sweep.configs), args.yes or args.dry_run, args.space)
+    check_size(sweep.max_runs, args.yes or args.dry_run, args.space)
+    if args.dry_run and sweep.search is not None:
+        sampled = ", ".join(sweep.search.domains)
+        kind = type(sweep.search.alg).__name__
+        print(f"{sweep.name}: adaptive search ({kind}) over {sampled}; at most {sweep.max_runs} runs")
+        return 0
     if args.dry_run:
         from grokscan.train import make_packs
 
@@ -125,6 +130,8 @@ def summary(sweep: Sweep, storage: str) -> str:
     from grokscan.store import load_runs
 
     runs = load_runs(storage, sweep.name)
+    if sweep.search is not None:
+        return search_summary(sweep, runs)
     runs = runs[runs["run_id"].isin({c.run_id for c in sweep.configs})]
     statuses = ", ".join(f"{n} {s}" for s, n in runs["status"].value_counts().items())
     lines = [f"{len(runs)} runs: {statuses}; {int(runs['step_gen'].notna().sum())} generalized"]
@@ -136,6 +143,28 @@ def summary(sweep: Sweep, storage: str) -> str:
         table["median step_gen"] = over.where(table["step_gen_over_budget"], median)
         table["phase"] = table["phase"].fillna("-") + " (" + table["phase_share"].map("{:.0%}".format) + ")"
         lines.append(table.set_index(cells)[["n", "median step_gen", "phase"]].to_string())
+    return "\n".join(lines)
+
+
+def search_summary(sweep: Sweep, runs) -> str:
+    """An adaptive sweep: CriticalFraction's boundary per cell, or a Tune searcher's five best runs."""
+    from grokscan.adaptive import CENSORED_PENALTY, objective
+
+    search = sweep.search
+    lines = [f"{len(runs)} runs stored under {sweep.name}; {int(runs['step_gen'].notna().sum())} generalized"]
+    if search.critical:
+        import pandas as pd
+
+        table = pd.DataFrame(search.alg.boundaries())
+        lines.append(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        return "\n".join(lines)
+    rows = runs.astype(object).where(runs.notna(), None).to_dict("records")
+    runs = runs.assign(objective=[objective(search.metric, r) for r in rows])
+    best = runs.sort_values("objective", ascending=search.mode == "min").head(5)
+    columns = [*search.domains, "objective", "step_fit", "step_gen", "phase"]
+    never = f"never reached = {CENSORED_PENALTY:g} x budget" if search.metric.startswith("step") else "final"
+    lines.append(f"best runs by {search.metric} ({search.mode}; {never}):")
+    lines.append(best[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     return "\n".join(lines)
 
 

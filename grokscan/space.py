@@ -6,7 +6,8 @@ A search-space file is a plain Python module in Ray Tune's vocabulary::
     param_space = {"task": "x+y", "frac": tune.grid_search([0.3, 0.5]), "seed": tune.grid_search([0, 1])}
 
 Optional module-level settings: `name` (the sweep name; default: the file's stem), `pack_size` (runs per
-trial), `resources` ({"cpu": 1, "gpu": 0} per trial) and `max_concurrent` (trials at once). Everything is
+trial), `resources` ({"cpu": 1, "gpu": 0} per trial) and `max_concurrent` (trials at once); for an adaptive
+sweep, `search_alg` with `num_samples`, `metric` and `mode` (see grokscan.adaptive). Everything is
 validated before any Ray work starts; every problem raises SpaceError naming the file, the key and what is
 allowed. The file is imported as its own module (it runs with the user's rights, like any script).
 """
@@ -18,6 +19,7 @@ import difflib
 import importlib.util
 import inspect
 import itertools
+import math
 import re
 import sys
 from collections.abc import Sequence
@@ -26,9 +28,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from grokscan.adaptive import Search
 from grokscan.config import FIELD_NAMES, RunConfig
 
 SETTINGS = ("param_space", "name", "pack_size", "resources", "max_concurrent")
+SEARCH_SETTINGS = ("search_alg", "num_samples", "metric", "mode")
+SEED_KEYS = ("seed", "split_seed")  # grid axes that repeat a point rather than make a new one
 RESOURCE_KEYS = ("cpu", "gpu")
 SWEEP_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -43,11 +48,24 @@ class Sweep:
 
     name: str
     path: Path
-    configs: list[RunConfig]
+    configs: list[RunConfig]  # every run of a grid sweep; empty for an adaptive one
     axes: dict[str, list[Any]]  # grid axes in file order: key -> values
     pack_size: int | None = None
     resources: dict[str, float] = field(default_factory=lambda: {"cpu": 1.0, "gpu": 0.0})
     max_concurrent: int | None = None
+    search: Search | None = None  # adaptive sweeps: the search algorithm and its space
+
+    @property
+    def max_runs(self) -> int:
+        """Runs the sweep trains at most: the grid, num_samples, or a CriticalFraction's worst case."""
+        if self.search is None:
+            return len(self.configs)
+        if not self.search.critical:
+            return self.search.num_samples
+        alg = self.search.alg
+        cell = alg.cells[0]
+        points = 2 + max(0, math.ceil(math.log2((cell.hi - cell.lo) / (2 * alg.tol))))
+        return len(alg.cells) * len(alg.seeds) * points
 
 
 def _closest(word: str, allowed: Sequence[str]) -> str:
@@ -79,8 +97,8 @@ def _settings(path: Path, module: ModuleType) -> dict[str, Any]:
     for key, value in vars(module).items():
         if key.startswith("_") or inspect.ismodule(value) or callable(value):
             continue
-        if key not in SETTINGS:
-            raise SpaceError(f"{path}: unknown setting {key!r}{_closest(key, SETTINGS)}")
+        if key not in SETTINGS + SEARCH_SETTINGS:
+            raise SpaceError(f"{path}: unknown setting {key!r}{_closest(key, SETTINGS + SEARCH_SETTINGS)}")
         found[key] = value
     if "param_space" not in found:
         raise SpaceError(
@@ -96,16 +114,20 @@ def _axis(path: Path, key: str, value: Any) -> list[Any]:
         if not values:
             raise SpaceError(f"{path}: param_space[{key!r}] is an empty grid; give at least one value")
         return values
-    if hasattr(value, "sample") and hasattr(value, "domain_str"):  # a sampled Ray Tune domain
+    if _is_domain(value):
         raise SpaceError(
-            f"{path}: param_space[{key!r}] is a sampled domain ({type(value).__name__}); grokscan expands "
-            "grids: use tune.grid_search([...])"
+            f"{path}: param_space[{key!r}] is a sampled domain ({type(value).__name__}); a grid sweep "
+            "expands tune.grid_search([...]); sampling needs a search_alg (e.g. OptunaSearch) and num_samples"
         )
     if isinstance(value, (list, dict, set, tuple)):
         raise SpaceError(
             f"{path}: param_space[{key!r}] = {value!r}: use tune.grid_search([...]) for several values"
         )
     return [value]
+
+
+def _is_domain(value: Any) -> bool:
+    return hasattr(value, "sample") and hasattr(value, "domain_str")  # a sampled Ray Tune domain
 
 
 def parse_override(text: str) -> tuple[str, Any]:
@@ -136,6 +158,24 @@ def load_space(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
     for key in space:
         if key not in FIELD_NAMES:
             raise SpaceError(f"{path}: param_space has unknown key {key!r}{_closest(str(key), FIELD_NAMES)}")
+    name = settings.get("name", path.stem)
+    if not isinstance(name, str) or not SWEEP_NAME.match(name):
+        raise SpaceError(f"{path}: name = {name!r}: use letters, digits, '_', '.', '-'")
+    common = dict(
+        name=name,
+        path=path,
+        pack_size=_positive_int(path, "pack_size", settings.get("pack_size")),
+        resources=_resources(path, settings.get("resources")),
+        max_concurrent=_positive_int(path, "max_concurrent", settings.get("max_concurrent")),
+    )
+    if "search_alg" in settings:
+        from grokscan.adaptive_space import adaptive_search  # imports this module
+
+        search, axes = adaptive_search(path, settings, space)
+        return Sweep(configs=[], axes=axes, search=search, **common)
+    if set(settings) & set(SEARCH_SETTINGS):
+        key = sorted(set(settings) & set(SEARCH_SETTINGS))[0]
+        raise SpaceError(f"{path}: {key} is a setting of adaptive sweeps; it needs a search_alg")
     axes = {key: _axis(path, key, value) for key, value in space.items()}
     configs, seen = [], set()
     for values in itertools.product(*axes.values()):
@@ -147,18 +187,7 @@ def load_space(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
         if cfg.run_id not in seen:
             seen.add(cfg.run_id)
             configs.append(cfg)
-    name = settings.get("name", path.stem)
-    if not isinstance(name, str) or not SWEEP_NAME.match(name):
-        raise SpaceError(f"{path}: name = {name!r}: use letters, digits, '_', '.', '-'")
-    return Sweep(
-        name=name,
-        path=path,
-        configs=configs,
-        axes={k: v for k, v in axes.items() if len(v) > 1},
-        pack_size=_positive_int(path, "pack_size", settings.get("pack_size")),
-        resources=_resources(path, settings.get("resources")),
-        max_concurrent=_positive_int(path, "max_concurrent", settings.get("max_concurrent")),
-    )
+    return Sweep(configs=configs, axes={k: v for k, v in axes.items() if len(v) > 1}, **common)
 
 
 def _positive_int(path: Path, key: str, value: Any) -> int | None:

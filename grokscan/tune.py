@@ -1,10 +1,10 @@
 """Run a sweep on Ray Tune: one trial per pack, results written to the store by the driver.
 
-The only module that imports ray. Trials report the runs that finished at each eval as one result; a
-driver-side callback writes them to the store, so runs trained on any node land in one results directory,
-each exactly once (a trial retried after a node failure re-trains its pack; already-written runs are
-skipped). Runs already in the store are never trained again: rerunning a sweep after a crash trains only
-what is missing.
+With tune_search.py (adaptive sweeps, where a searcher proposes the trials), the only module that imports
+ray. Trials report the runs that finished at each eval as one result; a driver-side callback writes them to
+the store, so runs trained on any node land in one results directory, each exactly once (a trial retried
+after a node failure re-trains its pack; already-written runs are skipped). Runs already in the store are
+never trained again: rerunning a sweep after a crash trains only what is missing.
 """
 
 from __future__ import annotations
@@ -13,12 +13,15 @@ import json
 import math
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from grokscan.adaptive import run_objective
 from grokscan.config import RunConfig
 from grokscan.result import RunResult, result_from_dict, result_to_dict
 from grokscan.space import SpaceError, Sweep
@@ -36,7 +39,8 @@ import ray  # noqa: E402
 from ray import tune  # noqa: E402
 
 RESULT_KEY = "grokscan_run"
-CPU_PACK_MAX, GPU_PACK_SIZE = 16, 256
+CPU_PACK_MAX, GPU_PACK_SIZE, GPU_PACK_MAX = 16, 256, 1024
+DEFAULT_GPU_BYTES = 16 * 2**30  # GPU memory assumed when the driver sees no GPU (V100-16GB, T4, A4000)
 FLUSH_EVERY_S = 10.0
 
 
@@ -75,35 +79,75 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, object_sto
         )
 
 
-def default_pack_size(n_runs: int, gpus_per_trial: float) -> int:
-    """GPU: large packs fill the device. CPU: about four packs per core (load balance), at most 16."""
+def default_pack_size(n_runs: int, gpus_per_trial: float, configs: Sequence[RunConfig] = ()) -> int:
+    """GPU: the largest pack of the most memory-hungry shape in `configs` that fits the trial's share of a
+    GPU (packsize.pack_size_for, at most GPU_PACK_MAX; GPU_PACK_SIZE without configs). CPU: about four packs
+    per core (load balance), at most 16."""
     if gpus_per_trial > 0:
-        return GPU_PACK_SIZE
+        if not configs:
+            return GPU_PACK_SIZE
+        from grokscan.packsize import pack_size_for
+        from grokscan.train import pack_key
+
+        free = gpu_free_bytes(gpus_per_trial)
+        shapes = {pack_key(c): c for c in configs}.values()
+        return min(pack_size_for(c, free, cap=GPU_PACK_MAX) for c in shapes)
     slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
     return max(1, min(CPU_PACK_MAX, math.ceil(n_runs / (4 * slots))))
 
 
-def _pack_trial(config: dict, packs: list[list[dict]]) -> None:
+def gpu_free_bytes(gpus_per_trial: float) -> int:
+    """A trial's share of GPU memory: the least free memory over this machine's GPUs as nvidia-smi reports
+    it, or DEFAULT_GPU_BYTES where there is none (a CPU head node plans for the smallest common GPU), times
+    min(1, gpus_per_trial): fractional trials share a device, and a trial trains on one device. nvidia-smi,
+    not torch.cuda.mem_get_info: a CUDA context in the driver would hold GPU memory for the whole sweep."""
+    try:
+        query = ["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits"]
+        out = subprocess.run(query, capture_output=True, text=True, timeout=30, check=True).stdout
+        free = min(int(mib) for mib in out.split()) * 2**20
+    except (OSError, subprocess.SubprocessError, ValueError):
+        free = DEFAULT_GPU_BYTES
+    return int(free * min(1.0, gpus_per_trial))
+
+
+def trial_configs(config: dict, packs: list[list[dict]], fixed: dict) -> list[RunConfig]:
+    """A trial's runs: a planned pack (grid sweeps), the runs a grokscan searcher proposed, or a Tune
+    searcher's sampled point on top of the fixed fields (one run)."""
+    if "pack" in config:
+        return [RunConfig(**c) for c in packs[config["pack"]]]
+    if "runs" in config:
+        return [RunConfig(**c) for c in config["runs"]]
+    return [RunConfig.from_dict({**fixed, **config})]
+
+
+def pack_trial(config: dict, packs: list[list[dict]], fixed: dict, metric: str | None) -> None:
     from grokscan.train import train_runs
 
-    configs = [RunConfig(**c) for c in packs[config["pack"]]]
+    configs = trial_configs(config, packs, fixed)
     device = "cuda" if ray.get_gpu_ids() else "cpu"
 
     def report(results: list[RunResult]) -> None:  # one report per eval: each is a round trip to the driver
-        tune.report({RESULT_KEY: json.dumps([result_to_dict(r) for r in results])})
+        out = {RESULT_KEY: json.dumps([result_to_dict(r) for r in results])}
+        if metric:  # a Tune searcher's trial is one run, so it reports once
+            out[metric] = run_objective(metric, results[0])
+        tune.report(out)
 
     train_runs(configs, device=device, pack_size=len(configs), on_finished=report)
 
 
-class _StoreCallback(tune.Callback):
+class StoreCallback(tune.Callback):
     """Driver side: buffer reported runs, write them to the store in fragments, print progress."""
 
-    def __init__(self, store: Store, sweep: str, total: int, done_before: int, quiet: bool) -> None:
+    def __init__(
+        self, store: Store, sweep: str, total: int, done_before: int, quiet: bool, configs_of: Callable
+    ) -> None:
         self.store, self.sweep, self.total, self.quiet = store, sweep, total, quiet
+        self.configs_of = configs_of  # trial config -> its RunConfigs
         self.done, self.buffer = done_before, []
         self.written: set[str] = set()
         self.generalized = self.trained_s = self.retries = 0
         self.statuses: dict[str, int] = {}
+        self.failed: list[tuple[RunConfig, str]] = []  # runs of trials that failed for good, error line
         self.start = self.last_flush = self.last_print = time.monotonic()
         self.done_before = done_before
 
@@ -124,12 +168,30 @@ class _StoreCallback(tune.Callback):
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
         self.retries += 1
 
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        # Here, not from the ResultGrid: a trial that failed before reporting has no config in its Result.
+        lines = (trial.get_error() or "").strip().splitlines()
+        text = (lines[-1] if lines else "the trial failed")[:500]
+        self.failed += [(c, text) for c in self.configs_of(trial.config) if c.run_id not in self.written]
+
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self.flush()
 
     def on_experiment_end(self, trials, **info) -> None:
         self.flush()
         self.progress(force=True)
+
+    def outcome(self, total: int, skipped: int, start: float) -> SweepOutcome:
+        return SweepOutcome(
+            total,
+            skipped,
+            len(self.written),
+            len(self.failed),
+            time.monotonic() - start,
+            self.trained_s,
+            self.retries,
+            self.statuses,
+        )
 
     def flush(self) -> None:
         if self.buffer:
@@ -165,7 +227,13 @@ def run_sweep(
     max_failures: int = 2,
     quiet: bool = False,
 ) -> SweepOutcome:
-    """Train every run of `sweep` not yet in `storage` on Ray Tune and write results there."""
+    """Train every run of `sweep` not yet in `storage` on Ray Tune and write results there (an adaptive
+    sweep: the runs its search algorithm proposes, see grokscan.tune_search)."""
+    if sweep.search is not None:
+        from grokscan.tune_search import run_search
+
+        kw = dict(gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, max_failures=max_failures)
+        return run_search(sweep, storage, address=address, quiet=quiet, **kw)
     start = time.monotonic()
     store = Store(storage)
     done = store.done_run_ids(sweep.name)
@@ -175,20 +243,47 @@ def run_sweep(
         return SweepOutcome(len(sweep.configs), skipped, 0, 0, time.monotonic() - start)
     init_ray(address)
     gpus = sweep.resources["gpu"] if gpus_per_trial is None else gpus_per_trial
-    size = pack_size or sweep.pack_size or default_pack_size(len(todo), gpus)
-    packs = _packs(todo, size)
-    callback = _StoreCallback(store, sweep.name, len(sweep.configs), skipped, quiet)
-    trainable = tune.with_resources(
-        tune.with_parameters(_pack_trial, packs=[[c.to_dict() for c in p] for p in packs]),
-        {"cpu": sweep.resources["cpu"], "gpu": gpus},
+    size = pack_size or sweep.pack_size or default_pack_size(len(todo), gpus, todo)
+    packs = [[c.to_dict() for c in p] for p in _packs(todo, size)]
+    callback = StoreCallback(
+        store, sweep.name, len(sweep.configs), skipped, quiet, lambda cfg: trial_configs(cfg, packs, {})
     )
+    fit_trials(
+        sweep,
+        tune.with_parameters(pack_trial, packs=packs, fixed={}, metric=None),
+        callback,
+        gpus=gpus,
+        param_space={"pack": tune.grid_search(list(range(len(packs))))},
+        max_concurrent=max_concurrent,
+        max_failures=max_failures,
+    )
+    return callback.outcome(len(sweep.configs), skipped, start)
+
+
+def fit_trials(
+    sweep: Sweep,
+    trainable: Callable,
+    callback: StoreCallback,
+    *,
+    gpus: float,
+    param_space: dict,
+    max_concurrent: int | None,
+    max_failures: int,
+    search_alg: Any = None,
+    num_samples: int = 1,
+) -> None:
+    """Run the trials on Ray Tune (actors reused: ~25 ms per trial instead of ~1 s), then store the runs of
+    trials that failed for good with status "error"."""
     tune_dir = tempfile.mkdtemp(prefix="grokscan-tune-")
     try:
-        tuner = tune.Tuner(
-            trainable,
-            param_space={"pack": tune.grid_search(list(range(len(packs))))},
+        tune.Tuner(
+            tune.with_resources(trainable, {"cpu": sweep.resources["cpu"], "gpu": gpus}),
+            param_space=param_space,
             tune_config=tune.TuneConfig(
-                reuse_actors=True, max_concurrent_trials=max_concurrent or sweep.max_concurrent
+                search_alg=search_alg,
+                num_samples=num_samples,
+                reuse_actors=True,
+                max_concurrent_trials=max_concurrent or sweep.max_concurrent,
             ),
             run_config=tune.RunConfig(
                 name=sweep.name,
@@ -197,40 +292,15 @@ def run_sweep(
                 callbacks=[callback],
                 verbose=0,
             ),
-        )
-        grid = tuner.fit()
-        errors = _record_errors(grid, packs, callback, store, sweep.name)
+        ).fit()
     finally:
         shutil.rmtree(tune_dir, ignore_errors=True)
-    return SweepOutcome(
-        len(sweep.configs),
-        skipped,
-        len(callback.written),
-        errors,
-        time.monotonic() - start,
-        callback.trained_s,
-        callback.retries,
-        callback.statuses,
-    )
+    if callback.failed:
+        callback.store.write(sweep.name, errors=callback.failed)
+        callback.statuses["error"] = len(callback.failed)
 
 
 def _packs(configs: Sequence[RunConfig], size: int) -> list[list[RunConfig]]:
     from grokscan.train import make_packs  # torch is needed by trials, not to plan them
 
     return [[configs[i] for i in pack] for pack in make_packs(configs, size)]
-
-
-def _record_errors(grid, packs, callback: _StoreCallback, store: Store, sweep: str) -> int:
-    """Runs of trials that failed for good (all retries spent) are stored with status "error"."""
-    failed = []
-    for result in grid:
-        if result.error is None:
-            continue
-        text = f"{type(result.error).__name__}: {str(result.error).strip().splitlines()[-1][:500]}"
-        for cfg in packs[result.config["pack"]]:
-            if cfg.run_id not in callback.written:
-                failed.append((cfg, text))
-    if failed:
-        store.write(sweep, errors=failed)
-        callback.statuses["error"] = len(failed)
-    return len(failed)

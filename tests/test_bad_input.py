@@ -9,7 +9,11 @@ import pytest
 from grokscan.cli import main
 from grokscan.store import Store
 
-GRID = "from ray import tune\n"
+GRID = "from ray import tune\nfrom ray.tune.search.optuna import OptunaSearch\n"
+GRID += "from grokscan.adaptive import CriticalFraction\n"
+OPTUNA = "search_alg = OptunaSearch(seed=0)\nnum_samples = 4\n"
+LR = '"lr": tune.loguniform(1e-4, 1e-2)'
+BISECT = "search_alg = CriticalFraction()\n"
 # case: (search-space file body, extra CLI arguments, text the error must contain)
 CASES = {
     "syntax_error": ("param_space = {", [], "syntax error"),
@@ -71,6 +75,47 @@ CASES = {
         "no Ray cluster answers",
     ),
     "ray_address_malformed": ('param_space = {"p": 7}', ["--address", "headnode"], "expected host:port"),
+    # adaptive sweeps (search_alg)
+    "grid_with_optuna": (
+        OPTUNA + "param_space = {" + LR + ', "seed": tune.grid_search([0, 1])}',
+        [],
+        "Optuna cannot convert grid_search",
+    ),
+    "optuna_without_num_samples": (
+        "search_alg = OptunaSearch()\nparam_space = {" + LR + "}",
+        [],
+        "needs num_samples",
+    ),
+    "optuna_without_domains": (OPTUNA + 'param_space = {"p": 7}', [], "needs sampled domains"),
+    "unknown_metric": (OPTUNA + 'metric = "val_loss"\nparam_space = {' + LR + "}", [], "allowed: step_gen"),
+    "bad_mode": (OPTUNA + 'mode = "minimize"\nparam_space = {' + LR + "}", [], "mode = 'minimize'"),
+    "domain_out_of_range": (OPTUNA + 'param_space = {"frac": tune.uniform(0.5, 1.5)}', [], "'frac' = 1.5"),
+    "choice_with_bad_value": (
+        OPTUNA + 'param_space = {"optimizer": tune.choice(["adamw", "adagrad"])}',
+        [],
+        "'optimizer'",
+    ),
+    "num_samples_without_search_alg": ('num_samples = 8\nparam_space = {"p": 7}', [], "needs a search_alg"),
+    "search_alg_not_a_searcher": (
+        'search_alg = "optuna"\nparam_space = {' + LR + "}",
+        [],
+        "expected a Ray Tune searcher",
+    ),
+    "critical_fraction_samples_other_key": (
+        BISECT + 'param_space = {"frac": tune.uniform(0.2, 0.8), ' + LR + "}",
+        [],
+        "CriticalFraction bisects param_space['frac']",
+    ),
+    "critical_fraction_with_num_samples": (
+        BISECT + 'num_samples = 3\nparam_space = {"frac": tune.uniform(0.2, 0.8)}',
+        [],
+        "num_samples is not a CriticalFraction setting",
+    ),
+    "critical_fraction_bad_tol": (
+        'search_alg = CriticalFraction(tol=0.7)\nparam_space = {"p": 7}',
+        [],
+        "tol must be a number in (0, 0.5)",
+    ),
 }
 
 
