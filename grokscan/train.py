@@ -22,7 +22,7 @@ from grokscan import tasks
 from grokscan.config import RunConfig
 from grokscan.models import Model
 from grokscan.optim import Hyper, Optimizer, row_losses
-from grokscan.packsize import eval_chunk
+from grokscan.packsize import CPU_PACK_MAX, eval_chunk, pack_size_for
 from grokscan.result import CURVE_METRICS, RunResult
 
 # Fields a pack's members may differ in; every other field (plus n_train) must match within a pack.
@@ -49,19 +49,29 @@ def make_packs(configs: Sequence[RunConfig], pack_size: int) -> list[list[int]]:
 def train_runs(
     configs: Sequence[RunConfig],
     device: str = "cpu",
-    pack_size: int = 64,
+    pack_size: int | None = None,
     on_finished: Callable[[list[RunResult]], None] | None = None,
 ) -> list[RunResult]:
     """Train every config, packing runs of identical shapes; results in the order of `configs`.
 
+    `pack_size` defaults from the device: CPU_PACK_MAX on CPU (larger packs' buffers pass glibc's 32 MB mmap
+    threshold and each step page-faults them anew: up to 2x slower per member, benchmarks/README.md); on
+    CUDA the largest pack of the most memory-hungry shape that fits the free memory (`pack_size_for`).
     `on_finished` receives, once per eval, the runs of a pack that ended at that eval (runs of one pack can
     end at different steps): one call per batch keeps a remote caller's round trips per eval, not per run.
     """
     results: list[RunResult | None] = [None] * len(configs)
-    for pack in make_packs(configs, pack_size):
+    for pack in make_packs(configs, pack_size or _default_pack_size(configs, torch.device(device))):
         for i, result in zip(pack, train_pack([configs[i] for i in pack], device, on_finished), strict=True):
             results[i] = result
     return results  # type: ignore[return-value]
+
+
+def _default_pack_size(configs: Sequence[RunConfig], dev: torch.device) -> int:
+    if dev.type != "cuda":
+        return CPU_PACK_MAX
+    free = torch.cuda.mem_get_info(dev)[0]
+    return min(pack_size_for(c, free) for c in {pack_key(c): c for c in configs}.values())
 
 
 @contextlib.contextmanager

@@ -39,7 +39,7 @@ import ray  # noqa: E402
 from ray import tune  # noqa: E402
 
 RESULT_KEY = "grokscan_run"
-CPU_PACK_MAX, GPU_PACK_SIZE, GPU_PACK_MAX = 16, 256, 1024
+GPU_PACK_SIZE, GPU_PACK_MAX = 256, 1024
 DEFAULT_GPU_BYTES = 16 * 2**30  # GPU memory assumed when the driver sees no GPU (V100-16GB, T4, A4000)
 FLUSH_EVERY_S = 10.0
 
@@ -92,6 +92,8 @@ def default_pack_size(n_runs: int, gpus_per_trial: float, configs: Sequence[RunC
         free = gpu_free_bytes(gpus_per_trial)
         shapes = {pack_key(c): c for c in configs}.values()
         return min(pack_size_for(c, free, cap=GPU_PACK_MAX) for c in shapes)
+    from grokscan.packsize import CPU_PACK_MAX
+
     slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
     return max(1, min(CPU_PACK_MAX, math.ceil(n_runs / (4 * slots))))
 

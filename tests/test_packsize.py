@@ -112,3 +112,10 @@ def test_default_pack_size_on_gpu_fits_the_trial_share(monkeypatch) -> None:
     assert packsize.pack_bytes(tf, size) <= tune.DEFAULT_GPU_BYTES / 2
     assert tune.default_pack_size(100, 0.25, [tf]) < size
     assert tune.default_pack_size(100, 1.0) == tune.GPU_PACK_SIZE
+
+
+def test_train_runs_default_pack_size_on_cpu() -> None:
+    """Without pack_size, CPU packs hold at most CPU_PACK_MAX runs (larger ones are slower per member)."""
+    cap = packsize.CPU_PACK_MAX
+    configs = [RunConfig(p=7, width=8, steps=20, eval_every=10, seed=s) for s in range(cap + 3)]
+    assert [r.pack_size for r in train.train_runs(configs)] == [cap] * cap + [3] * 3

@@ -128,7 +128,7 @@ def test_pack_of_64_invariance(base: dict) -> None:
     """The design's pack of 64, with odd widths: past 16 members CPU kernels vectorize the pack's
     hyperparameter columns, and odd per-member sizes put a lone member's tail in scalar code."""
     configs = _mixed({**base, "dtype": "float64"}, n=64)
-    packed = train_runs(configs)
+    packed = train_runs(configs, pack_size=64)
     assert {r.pack_size for r in packed} == {64}
     for i in (0, 1, 17, 30, 63):
         _assert_identical(packed[i], train_runs([configs[i]])[0])
