@@ -1,6 +1,7 @@
 """Critical fraction by bisection (search_spaces/critical_frac.py) against the dense grid of equal resolution.
 
-Runs both on the embedded Ray into one results directory: the adaptive sweep as the file says, then the
+Runs both on the embedded Ray into one results directory (runs already there are reused, as `grokscan run`
+does): the adaptive sweep as the file says, then the
 dense grid over frac = lo, lo + 2 tol, ..., hi with the same cells and seeds (sweep name `<name>_dense`).
 The grid's boundary per cell is the midpoint between the last fraction where fewer than half of the seeds
 generalize and the first where at least half do (±tol, as the bisection's). Prints runs trained, wall time
@@ -65,11 +66,12 @@ def main() -> None:
     t1 = time.monotonic()
     grid = run_sweep(dense, storage, quiet=True)
     t2 = time.monotonic()
-    print(f"bisection: {adaptive.written} runs trained, {t1 - t0:.0f} s wall")
+    used = adaptive.written + adaptive.skipped
+    print(f"bisection: {used} runs used ({adaptive.skipped} of them from the store), {t1 - t0:.0f} s wall")
     print(
         f"dense grid ({len(fracs)} fractions {fracs[0]}..{fracs[-1]}): {grid.written} runs, {t2 - t1:.0f} s"
     )
-    print(f"runs: dense / bisection = {len(dense.configs) / max(1, adaptive.written + adaptive.skipped):.2f}")
+    print(f"runs: dense / bisection = {len(dense.configs) / max(1, used):.2f}")
     runs = load_runs(storage, dense.name)
     for found in alg.boundaries():
         cell = {k: found[k] for k in alg.cells[0].values}

@@ -12,14 +12,14 @@ from typing import Any
 
 from grokscan.adaptive import METRICS, CriticalFraction, Search
 from grokscan.config import RunConfig
-from grokscan.space import SEED_KEYS, SpaceError, _axis, _is_domain, _positive_int
+from grokscan.space import SEED_KEYS, SpaceError, axis_values, is_domain, positive_int
 
 
 def _ends(path: Path, key: str, domain: Any) -> list[Any]:
     """The values that bound a domain: its categories, or its lower and upper ends (randint: exclusive)."""
     if hasattr(domain, "categories"):
         values = list(domain.categories)
-        if any(isinstance(v, (list, dict, tuple, set)) or _is_domain(v) for v in values):
+        if any(isinstance(v, (list, dict, tuple, set)) or is_domain(v) for v in values):
             raise SpaceError(f"{path}: param_space[{key!r}]: tune.choice takes plain values, got {values!r}")
         return values
     lower, upper = getattr(domain, "lower", None), getattr(domain, "upper", None)
@@ -38,8 +38,8 @@ def _check(path: Path, point: dict[str, Any]) -> None:
 def adaptive_search(path: Path, settings: dict[str, Any], space: dict[str, Any]) -> tuple[Search, dict]:
     """The validated Search of a space file with a search_alg, and its grid axes (CriticalFraction only)."""
     alg = settings["search_alg"]
-    domains = {k: v for k, v in space.items() if _is_domain(v)}
-    grid = {k: _axis(path, k, v) for k, v in space.items() if not _is_domain(v)}
+    domains = {k: v for k, v in space.items() if is_domain(v)}
+    grid = {k: axis_values(path, k, v) for k, v in space.items() if not is_domain(v)}
     fixed = {k: v[0] for k, v in grid.items() if len(v) == 1}
     grid = {k: v for k, v in grid.items() if len(v) > 1}
     ends = {k: _ends(path, k, d) for k, d in domains.items()}
@@ -62,7 +62,7 @@ def adaptive_search(path: Path, settings: dict[str, Any], space: dict[str, Any])
         )
     if not domains:
         raise SpaceError(f"{path}: search_alg needs sampled domains in param_space, e.g. tune.uniform(0, 1)")
-    num_samples = _positive_int(path, "num_samples", settings.get("num_samples"))
+    num_samples = positive_int(path, "num_samples", settings.get("num_samples"))
     if num_samples is None:
         raise SpaceError(f"{path}: a search_alg needs num_samples = N (runs to train in all)")
     metric = settings.get("metric", "step_gen")

@@ -107,14 +107,14 @@ def _settings(path: Path, module: ModuleType) -> dict[str, Any]:
     return found
 
 
-def _axis(path: Path, key: str, value: Any) -> list[Any]:
+def axis_values(path: Path, key: str, value: Any) -> list[Any]:
     """The values a key takes: a grid_search list, or the single fixed value."""
     if isinstance(value, dict) and set(value) == {"grid_search"}:
         values = list(value["grid_search"])
         if not values:
             raise SpaceError(f"{path}: param_space[{key!r}] is an empty grid; give at least one value")
         return values
-    if _is_domain(value):
+    if is_domain(value):
         raise SpaceError(
             f"{path}: param_space[{key!r}] is a sampled domain ({type(value).__name__}); a grid sweep "
             "expands tune.grid_search([...]); sampling needs a search_alg (e.g. OptunaSearch) and num_samples"
@@ -126,7 +126,7 @@ def _axis(path: Path, key: str, value: Any) -> list[Any]:
     return [value]
 
 
-def _is_domain(value: Any) -> bool:
+def is_domain(value: Any) -> bool:
     return hasattr(value, "sample") and hasattr(value, "domain_str")  # a sampled Ray Tune domain
 
 
@@ -164,9 +164,9 @@ def load_space(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
     common = dict(
         name=name,
         path=path,
-        pack_size=_positive_int(path, "pack_size", settings.get("pack_size")),
+        pack_size=positive_int(path, "pack_size", settings.get("pack_size")),
         resources=_resources(path, settings.get("resources")),
-        max_concurrent=_positive_int(path, "max_concurrent", settings.get("max_concurrent")),
+        max_concurrent=positive_int(path, "max_concurrent", settings.get("max_concurrent")),
     )
     if "search_alg" in settings:
         from grokscan.adaptive_space import adaptive_search  # imports this module
@@ -176,7 +176,7 @@ def load_space(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
     if set(settings) & set(SEARCH_SETTINGS):
         key = sorted(set(settings) & set(SEARCH_SETTINGS))[0]
         raise SpaceError(f"{path}: {key} is a setting of adaptive sweeps; it needs a search_alg")
-    axes = {key: _axis(path, key, value) for key, value in space.items()}
+    axes = {key: axis_values(path, key, value) for key, value in space.items()}
     configs, seen = [], set()
     for values in itertools.product(*axes.values()):
         point = dict(zip(axes, values, strict=True))
@@ -190,7 +190,7 @@ def load_space(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
     return Sweep(configs=configs, axes={k: v for k, v in axes.items() if len(v) > 1}, **common)
 
 
-def _positive_int(path: Path, key: str, value: Any) -> int | None:
+def positive_int(path: Path, key: str, value: Any) -> int | None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise SpaceError(f"{path}: {key} = {value!r}: must be a positive integer")
     return value
