@@ -149,7 +149,7 @@ class StoreCallback(tune.Callback):
         self.written: set[str] = set()
         self.generalized = self.trained_s = self.retries = 0
         self.statuses: dict[str, int] = {}
-        self.failed: list[tuple[RunConfig, str]] = []  # runs of trials that failed for good, error line
+        self.failed_trials: list[tuple[dict, str]] = []  # configs of trials that failed for good, error line
         self.start = self.last_flush = self.last_print = time.monotonic()
         self.done_before = done_before
 
@@ -173,8 +173,13 @@ class StoreCallback(tune.Callback):
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         # Here, not from the ResultGrid: a trial that failed before reporting has no config in its Result.
         lines = (trial.get_error() or "").strip().splitlines()
-        text = (lines[-1] if lines else "the trial failed")[:500]
-        self.failed += [(c, text) for c in self.configs_of(trial.config) if c.run_id not in self.written]
+        self.failed_trials.append((trial.config, (lines[-1] if lines else "the trial failed")[:500]))
+
+    @property
+    def failed(self) -> list[tuple[RunConfig, str]]:
+        """Runs of trials that failed for good and never landed, with the error's last line."""
+        runs = [(c, text) for cfg, text in self.failed_trials for c in self.configs_of(cfg)]
+        return [(c, text) for c, text in runs if c.run_id not in self.written]
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self.flush()
@@ -250,15 +255,24 @@ def run_sweep(
     callback = StoreCallback(
         store, sweep.name, len(sweep.configs), skipped, quiet, lambda cfg: trial_configs(cfg, packs, {})
     )
-    fit_trials(
-        sweep,
-        tune.with_parameters(pack_trial, packs=packs, fixed={}, metric=None),
-        callback,
-        gpus=gpus,
-        param_space={"pack": tune.grid_search(list(range(len(packs))))},
-        max_concurrent=max_concurrent,
-        max_failures=max_failures,
-    )
+    # A second round re-runs the packs of trials that failed for good: a lost node can use up a trial's
+    # retries before Ray has marked it dead. Runs still failing then are stored with status "error".
+    pending = list(range(len(packs)))
+    for last in (False, True):
+        callback.failed_trials.clear()
+        fit_trials(
+            sweep,
+            tune.with_parameters(pack_trial, packs=packs, fixed={}, metric=None),
+            callback,
+            gpus=gpus,
+            param_space={"pack": tune.grid_search(pending)},
+            max_concurrent=max_concurrent,
+            max_failures=max_failures,
+            write_errors=last,
+        )
+        pending = sorted({cfg["pack"] for cfg, _ in callback.failed_trials})
+        if not pending:
+            break
     return callback.outcome(len(sweep.configs), skipped, start)
 
 
@@ -273,9 +287,10 @@ def fit_trials(
     max_failures: int,
     search_alg: Any = None,
     num_samples: int = 1,
+    write_errors: bool = True,
 ) -> None:
     """Run the trials on Ray Tune (actors reused: ~25 ms per trial instead of ~1 s), then store the runs of
-    trials that failed for good with status "error"."""
+    trials that failed for good with status "error" (if write_errors)."""
     tune_dir = tempfile.mkdtemp(prefix="grokscan-tune-")
     try:
         tune.Tuner(
@@ -297,9 +312,10 @@ def fit_trials(
         ).fit()
     finally:
         shutil.rmtree(tune_dir, ignore_errors=True)
-    if callback.failed:
-        callback.store.write(sweep.name, errors=callback.failed)
-        callback.statuses["error"] = len(callback.failed)
+    failed = callback.failed
+    if failed and write_errors:
+        callback.store.write(sweep.name, errors=failed)
+        callback.statuses["error"] = len(failed)
 
 
 def _packs(configs: Sequence[RunConfig], size: int) -> list[list[RunConfig]]:
