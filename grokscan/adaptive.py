@@ -142,6 +142,13 @@ class CriticalFraction:
             c.status = "found"
 
     @property
+    def max_runs(self) -> int:
+        """Runs the search trains at most: 2 + ceil(log2((hi - lo) / (2 tol))) points per cell, every seed."""
+        cell = self.cells[0]
+        points = 2 + max(0, math.ceil(math.log2((cell.hi - cell.lo) / (2 * self.tol))))
+        return len(self.cells) * len(self.seeds) * points
+
+    @property
     def finished(self) -> bool:
         return all(c.status != "searching" for c in self.cells)
 

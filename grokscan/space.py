@@ -19,7 +19,6 @@ import difflib
 import importlib.util
 import inspect
 import itertools
-import math
 import re
 import sys
 from collections.abc import Sequence
@@ -60,12 +59,7 @@ class Sweep:
         """Runs the sweep trains at most: the grid, num_samples, or a CriticalFraction's worst case."""
         if self.search is None:
             return len(self.configs)
-        if not self.search.critical:
-            return self.search.num_samples
-        alg = self.search.alg
-        cell = alg.cells[0]
-        points = 2 + max(0, math.ceil(math.log2((cell.hi - cell.lo) / (2 * alg.tol))))
-        return len(alg.cells) * len(alg.seeds) * points
+        return self.search.alg.max_runs if self.search.critical else self.search.num_samples
 
 
 def _closest(word: str, allowed: Sequence[str]) -> str:

@@ -68,10 +68,12 @@ def train_runs(
 
 
 def _default_pack_size(configs: Sequence[RunConfig], dev: torch.device) -> int:
-    if dev.type != "cuda":
-        return CPU_PACK_MAX
-    free = torch.cuda.mem_get_info(dev)[0]
-    return min(pack_size_for(c, free) for c in {pack_key(c): c for c in configs}.values())
+    return CPU_PACK_MAX if dev.type != "cuda" else fitting_pack_size(configs, torch.cuda.mem_get_info(dev)[0])
+
+
+def fitting_pack_size(configs: Sequence[RunConfig], free_bytes: int, cap: int = 1024) -> int:
+    """The largest pack size (at most cap) at which a pack of every shape in `configs` fits free_bytes."""
+    return min(pack_size_for(c, free_bytes, cap=cap) for c in {pack_key(c): c for c in configs}.values())
 
 
 @contextlib.contextmanager

@@ -81,17 +81,14 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, object_sto
 
 def default_pack_size(n_runs: int, gpus_per_trial: float, configs: Sequence[RunConfig] = ()) -> int:
     """GPU: the largest pack of the most memory-hungry shape in `configs` that fits the trial's share of a
-    GPU (packsize.pack_size_for, at most GPU_PACK_MAX; GPU_PACK_SIZE without configs). CPU: about four packs
+    GPU (train.fitting_pack_size, at most GPU_PACK_MAX; GPU_PACK_SIZE without configs). CPU: about four packs
     per core (load balance), at most 16."""
     if gpus_per_trial > 0:
         if not configs:
             return GPU_PACK_SIZE
-        from grokscan.packsize import pack_size_for
-        from grokscan.train import pack_key
+        from grokscan.train import fitting_pack_size
 
-        free = gpu_free_bytes(gpus_per_trial)
-        shapes = {pack_key(c): c for c in configs}.values()
-        return min(pack_size_for(c, free, cap=GPU_PACK_MAX) for c in shapes)
+        return fitting_pack_size(configs, gpu_free_bytes(gpus_per_trial), cap=GPU_PACK_MAX)
     from grokscan.packsize import CPU_PACK_MAX
 
     slots = max(1, int(ray.cluster_resources().get("CPU", 1)))
