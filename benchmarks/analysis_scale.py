@@ -1,8 +1,9 @@
 """Analysis at scale: load_runs, phase_table and fit_scaling on a 1,000,000-row runs table.
 
-Builds a runs table with the store's real schema (store.RUNS_SCHEMA) column by column with numpy (no
-RunResult objects), writes it as a few fragments of one sweep under a temporary results folder, and times
-each step in this one process; ratios are relative to load_runs, measured side by side.
+Builds a runs table with the store's real schema (results.schema.RUNS_SCHEMA plus final_<metric> columns)
+column by column with numpy (no RunResult objects), writes it as a few fragments of one sweep under a
+temporary results folder, and times each step in this one process; ratios are relative to load_runs (which
+names every run's phase on load), measured side by side.
 
 Synthetic truth: log(step_gen) = 12 - 8·frac + 0.3·N(0, 1), rounded up to the eval interval (50) and
 censored at steps = 4000; weight decay only moves step_fit. 1% of runs diverge or error. The fit sees the
@@ -28,16 +29,21 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from grokscan.analysis import fit_scaling, phase_table
 from grokscan.config import RunConfig
-from grokscan.store import FINAL_COLUMNS, RUNS_SCHEMA, load_runs
+from grokscan.results.analysis import fit_scaling, phase_table
+from grokscan.results.phases import DEFAULT_GAP
+from grokscan.results.schema import FINAL_PREFIX, RUNS_SCHEMA, with_metrics
+from grokscan.results.store import load_runs
 
 FRACS = np.round(np.arange(0.3, 0.701, 0.05), 2)
 WEIGHT_DECAYS = np.array([0.0, 0.1, 0.3, 1.0, 3.0])
+# Final values of the default curve metrics, as the engine stores them (the store takes any names).
+METRICS = ("train_acc", "val_acc", "train_loss", "val_loss", "weight_norm", "zero_loss_frac")
+SCHEMA = with_metrics(RUNS_SCHEMA, [FINAL_PREFIX + m for m in METRICS])
 
 
 def runs_table(n: int, seed: int = 0) -> pa.Table:
-    """n runs of one sweep over frac × weight_decay × seed, as a RUNS_SCHEMA table."""
+    """n runs of one sweep over frac × weight_decay × seed, as a SCHEMA table."""
     rng = np.random.default_rng(seed)
     cfg = RunConfig()
     i = np.arange(n)
@@ -55,21 +61,15 @@ def runs_table(n: int, seed: int = 0) -> pa.Table:
     fit[fit > steps] = np.nan
     done = np.fmax(gen, fit) + cfg.patience * every
     steps_run = np.where(np.isnan(gen) | np.isnan(fit), steps, np.minimum(done, steps))
-    phase = np.select(
-        [~np.isnan(gen) & (np.isnan(fit) | (gen - fit <= cfg.gap)), ~np.isnan(gen), ~np.isnan(fit)],
-        ["comprehension", "grokking", "memorization"],
-        "confusion",
-    ).astype(object)
     status = rng.choice(np.array(["ok", "diverged", "error"], dtype=object), n, p=[0.99, 0.005, 0.005])
     bad = status != "ok"
     gen[bad] = np.nan
-    phase[bad] = None
     steps_run[status == "diverged"] = rng.integers(1, steps, (status == "diverged").sum())
     steps_run[status == "error"] = np.nan
     fit[status == "error"] = np.nan
 
     # Config fields not varied here keep RunConfig's (normalized) defaults; inapplicable ones are null.
-    columns = {k: pa.repeat(pa.scalar(v, RUNS_SCHEMA.field(k).type), n) for k, v in cfg.to_dict().items()}
+    columns = {k: pa.repeat(pa.scalar(v, SCHEMA.field(k).type), n) for k, v in cfg.to_dict().items()}
     columns.update(
         sweep=pa.repeat(pa.scalar("bench"), n),
         run_id=_hex_ids(rng, n),
@@ -82,18 +82,17 @@ def runs_table(n: int, seed: int = 0) -> pa.Table:
         step_gen=pa.array(gen, pa.int64(), from_pandas=True),
         censored=pa.array(np.isnan(gen)),
         steps_run=pa.array(steps_run, pa.int64(), from_pandas=True),
-        phase=pa.array(phase, pa.string()),
         wall_s=pa.array(rng.uniform(1, 10, n)),
         pack_size=pa.array(np.full(n, 256)),
         device=pa.array(np.full(n, "cpu", dtype=object), pa.string()),
         host=pa.array(np.full(n, "bench", dtype=object), pa.string()),
         grokscan_version=pa.array(np.full(n, "bench", dtype=object), pa.string()),
-        created_at=pa.array(np.full(n, datetime.now(timezone.utc)), RUNS_SCHEMA.field("created_at").type),
+        created_at=pa.array(np.full(n, datetime.now(timezone.utc)), SCHEMA.field("created_at").type),
         write_id=pa.array(np.full(n, uuid.uuid4().hex, dtype=object), pa.string()),
     )
-    for name in FINAL_COLUMNS:
-        columns[name] = pa.array(rng.uniform(0, 1, n))
-    return pa.table([columns[f.name] for f in RUNS_SCHEMA], schema=RUNS_SCHEMA)
+    for name in METRICS:
+        columns[FINAL_PREFIX + name] = pa.array(rng.uniform(0, 1, n))
+    return pa.table([columns[f.name] for f in SCHEMA], schema=SCHEMA)
 
 
 def _hex_ids(rng: np.random.Generator, n: int) -> pa.Array:
@@ -143,6 +142,10 @@ def main() -> None:
     times["phase_table(frac, weight_decay)"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    regrouped = phase_table(runs, "frac", "weight_decay", gap=2 * DEFAULT_GAP)
+    times[f"phase_table(..., gap={2 * DEFAULT_GAP})"] = time.perf_counter() - t
+
+    t = time.perf_counter()
     fit = fit_scaling(runs, "frac", n_boot=args.n_boot, seed=0)
     times[f"fit_scaling(frac, n_boot={args.n_boot})"] = time.perf_counter() - t
 
@@ -151,6 +154,8 @@ def main() -> None:
         rate = args.rows / seconds
         print(f"{name:34s} {seconds:7.2f} s  {rate:12,.0f} rows/s  {seconds / base:5.2f}x load_runs")
     print(f"phase_table: {len(cells)} cells, {int(cells['step_gen_over_budget'].sum())} over budget")
+    moved = int((cells["phase"] != regrouped["phase"]).sum())
+    print(f"phase_table with gap {2 * DEFAULT_GAP} (phases named anew): {moved} cells change majority phase")
     (a_lo, a_hi), (b_lo, b_hi) = fit.a_ci, fit.b_ci
     print(
         f"fit_scaling: n={fit.n:,} ({fit.n_censored / fit.n:.0%} censored), "

@@ -20,9 +20,9 @@ import time
 
 import numpy as np
 
-from grokscan.space import Sweep, load_space
-from grokscan.store import load_runs
-from grokscan.tune import run_sweep
+from grokscan.results.store import load_runs
+from grokscan.sweep.runner import run_sweep
+from grokscan.sweep.space import Sweep, load_space
 
 
 def dense_sweep(sweep: Sweep) -> tuple[Sweep, np.ndarray]:

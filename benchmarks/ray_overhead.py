@@ -16,8 +16,8 @@ import tempfile
 import time
 
 from grokscan.config import RunConfig
-from grokscan.space import Sweep
-from grokscan.train import train_runs
+from grokscan.engine.loop import train_runs
+from grokscan.sweep.space import Sweep
 
 
 def main() -> None:
@@ -36,7 +36,8 @@ def main() -> None:
     direct = time.perf_counter() - t
 
     os.environ.setdefault("RAY_AUTH_MODE", "token")
-    from grokscan.tune import init_ray, run_sweep
+    from grokscan.sweep.ray_env import init_ray
+    from grokscan.sweep.runner import run_sweep
 
     t = time.perf_counter()
     init_ray()

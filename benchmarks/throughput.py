@@ -4,10 +4,10 @@ Naive: one model as a standard torch.nn.Module (embedding -> MLP; or Nanda et al
 transformer without LayerNorm: tokens "x y =", causal attention over all positions, logits read at the last),
 torch.optim.AdamW with a 10-step LambdaLR warmup, full batch, loss.backward(), optimizer.step(), zero_grad(),
 torch's default thread count: the way the reference repositories train.
-Packed: grokscan.train._Pack + train_step (the loop train_pack runs between evals) for each pack size, inside
-train._cpu_mode (one thread on CPU, as train_pack trains). On CPU also "packed, K procs": the same members
-split over K = cores spawned processes, one thread each, all timed from one barrier; that is how grokscan
-uses a machine (Ray runs one pack per core).
+Packed: grokscan.engine.pack.Pack.train_step (the loop train_pack runs between evals) for each pack size,
+inside loop._cpu_mode (one thread on CPU, as train_pack trains). On CPU also "packed, K procs": the same
+members split over K = cores spawned processes, one thread each, all timed from one barrier; that is how
+grokscan uses a machine (Ray runs one pack per core).
 
 Every row runs in a fresh spawned process: warm-up steps (at least one, until --warmup-s), then timed steps
 (about --seconds worth, at most --steps; "steps" is per process); evals are not timed. model-steps/s =
@@ -15,7 +15,7 @@ members x timed steps / seconds; GFLOP/s counts matmul FLOPs only (2 m n k per p
 for backward; `mlp_flops`, `transformer_flops`). Memory per member: CPU, growth of the process's peak RSS
 (getrusage ru_maxrss) from before the model is built to after the timed steps, / members: it includes
 malloc's slack, a few MB per process, which small packs show per member; CUDA, torch.cuda.max_memory_allocated
-above what was allocated before. "est" is grokscan.packsize.pack_bytes / members, what pack sizing uses.
+above what was allocated before. "est" is grokscan.engine.memory.pack_bytes / members, what pack sizing uses.
 
     python benchmarks/throughput.py [--device cpu|cuda] [--steps 200] [--sizes 1,8,16,64,256,1024]
         [--seconds 4] [--max-step-s 10] [--workloads mlp,transformer] [--malloc-reuse]
@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import functools
 import math
 import multiprocessing as mp
 import os
@@ -41,8 +40,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grokscan import packsize, tasks, train
 from grokscan.config import RunConfig
+from grokscan.engine import loop, memory
+from grokscan.engine.pack import Pack, task_table
+from grokscan.tasks.split import split
 
 WORKLOADS = {
     "mlp": RunConfig(),  # x+y mod 97, frac 0.5, width 64, depth 1, AdamW, full batch
@@ -124,8 +125,8 @@ class NaiveTransformer(nn.Module):
 
 
 def _naive_step(cfg: RunConfig, dev: torch.device):
-    data = tasks.load(cfg)
-    rows, _ = tasks.split(len(data.y), cfg.frac, cfg.split_seed)
+    data = task_table(cfg)
+    rows, _ = split(len(data.y), cfg.frac, cfg.split_seed)
     x, y = data.x[rows].to(dev), data.y[rows].to(dev)
     torch.manual_seed(cfg.seed)
     model = (NaiveMLP if cfg.model == "mlp" else NaiveTransformer)(cfg).to(dev)
@@ -153,14 +154,14 @@ def _measure(spec: dict, barrier) -> dict:
         if cuda:
             torch.cuda.synchronize(dev)
 
-    with train._cpu_mode(dev) if packed else contextlib.nullcontext():
+    with loop._cpu_mode(dev) if packed else contextlib.nullcontext():
         if spec["one_thread"]:  # the diagnostic single-threaded naive row
             torch.set_num_threads(1)
         # Not member memory: the task table, and the kernels and thread pool a first step loads.
         tiny = dataclasses.replace(cfg, p=7)
         if packed:
-            train._task((cfg.task, cfg.p, cfg.n_bits, cfg.k_bits, cfg.n_samples))
-            train._Pack([tiny], dev).train_step(1, tiny)
+            task_table(cfg)
+            Pack([tiny], dev).train_step(1)
         else:
             _naive_step(tiny, dev)(1)
         sync()
@@ -170,8 +171,8 @@ def _measure(spec: dict, barrier) -> dict:
             base = torch.cuda.memory_allocated(dev)
         if packed:
             seeds = range(spec["seed0"], spec["seed0"] + spec["members"])
-            pack = train._Pack([dataclasses.replace(cfg, seed=s, split_seed=s) for s in seeds], dev)
-            step = functools.partial(pack.train_step, cfg=cfg)
+            pack = Pack([dataclasses.replace(cfg, seed=s, split_seed=s) for s in seeds], dev)
+            step = pack.train_step
         else:
             step = _naive_step(cfg, dev)
         s, t0 = 0, time.monotonic()
@@ -279,7 +280,7 @@ def run_workload(name: str, args: argparse.Namespace, dev: torch.device, cores: 
         label = f"packed, {k} proc" + "s" * (k > 1) if trainer == "packed" else label
         spec = {**base, "trainer": trainer.split(",")[0], "members": m, "one_thread": "1 thread" in trainer}
         if trainer == "packed" and per_member_s is not None:
-            step_s, need = per_member_s * m / k, packsize.pack_bytes(cfg, m // k) * k
+            step_s, need = per_member_s * m / k, memory.pack_bytes(cfg, m // k) * k
             if step_s > args.max_step_s:
                 skipped.append(f"{name} {label} x{m}: ~{step_s:.0f} s per step > --max-step-s")
                 continue
@@ -300,7 +301,7 @@ def run_workload(name: str, args: argparse.Namespace, dev: torch.device, cores: 
         if "error" in r:
             print(f"{name:<12}{label:<20}{m:>8}  error: {r['error']}")
             continue
-        est = f"{packsize.pack_bytes(cfg, m // k) / (m // k) / 1e6:8.1f}" if trainer == "packed" else " " * 8
+        est = f"{memory.pack_bytes(cfg, m // k) / (m // k) / 1e6:8.1f}" if trainer == "packed" else " " * 8
         print(
             f"{name:<12}{label:<20}{m:>8}{r['steps']:>6}{r['wall']:>8.2f}{r['rate']:>15.2f}"
             f"{r['rate'] / naive_rate:>8.2f}x{r['rate'] * step_flops(name, trainer) / 1e9:>9.1f}"
@@ -328,7 +329,7 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     print(f"grokscan throughput benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     print(f"torch {torch.__version__}, python {platform.python_version()}, {platform.system()}")
-    print("\n".join(_device_lines(dev, cores)) + "; est = grokscan.packsize.pack_bytes / members")
+    print("\n".join(_device_lines(dev, cores)) + "; est = grokscan.engine.memory.pack_bytes / members")
     print(f"timing: >= {args.warmup_s:g} s warm-up, then ~{args.seconds:g} s (<= {args.steps} steps) per row")
     print("x naive: to the mean of the two naive (1 model) rows, measured first and last\n")
     for name in args.workloads.split(","):

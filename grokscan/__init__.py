@@ -16,14 +16,14 @@ from typing import Any
 # measurable cost on the packed step.
 os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
-from grokscan.config import RunConfig
-from grokscan.result import RunResult
-from grokscan.space import load_space
-from grokscan.store import load_curves, load_runs
+from grokscan.config import RunConfig  # noqa: E402
+from grokscan.errors import UserError  # noqa: E402
+from grokscan.result import RunResult  # noqa: E402
 
 __all__ = [
     "RunConfig",
     "RunResult",
+    "UserError",
     "train_runs",
     "load_space",
     "run_sweep",
@@ -32,13 +32,18 @@ __all__ = [
     "phase_table",
     "fit_scaling",
     "phase_diagram",
+    "CriticalFraction",
 ]
 _LAZY = {
-    "train_runs": "grokscan.train",
-    "run_sweep": "grokscan.tune",
-    "phase_table": "grokscan.analysis",
-    "fit_scaling": "grokscan.analysis",
-    "phase_diagram": "grokscan.plots",
+    "train_runs": "grokscan.engine.loop",
+    "load_space": "grokscan.sweep.space",
+    "run_sweep": "grokscan.sweep.runner",
+    "load_runs": "grokscan.results.store",
+    "load_curves": "grokscan.results.store",
+    "phase_table": "grokscan.results.analysis",
+    "fit_scaling": "grokscan.results.analysis",
+    "phase_diagram": "grokscan.viz.figures",
+    "CriticalFraction": "grokscan.sweep.adaptive",
 }
 
 

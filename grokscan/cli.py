@@ -1,4 +1,8 @@
-"""`grokscan run | ls | plot | fit | report`. Exit codes: 0 ok, 1 some runs failed, 2 bad input."""
+"""`grokscan run | ls | plot | fit | report`. Exit codes: 0 ok, 1 some runs failed, 2 bad input.
+
+Bad input is a `UserError` wherever it is found (space file, flag, storage, Ray address, results): one line
+`grokscan: ...` on stderr and exit code 2. Any other exception is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,13 @@ import os
 import sys
 from collections.abc import Sequence
 
-from grokscan.preflight import check_address, check_size, check_storage
-from grokscan.space import SpaceError, Sweep, load_space
-from grokscan.store import StoreError
+from grokscan.config import SEED_FIELDS
+from grokscan.errors import UserError
+from grokscan.results.phases import DEFAULT_GAP
+from grokscan.sweep.preflight import check_address, check_size, check_storage
+from grokscan.sweep.space import Sweep, load_space
 
 BAD_INPUT, RUNS_FAILED = 2, 1
-GRID_KEYS_NOT_CELLS = ("seed", "split_seed")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,11 +45,18 @@ def _parser() -> argparse.ArgumentParser:
     ls = verbs.add_parser("ls", help="sweeps in a results directory with counts by status and phase")
     ls.add_argument("storage", nargs="?", default="results")
     ls.add_argument("--skip-corrupt", action="store_true", help="skip unreadable fragments with a warning")
-    _analysis_parsers(verbs)
+    verbs_with_phases = [run, ls, *_analysis_parsers(verbs)]
+    for verb in verbs_with_phases:
+        verb.add_argument(
+            "--gap",
+            type=int,
+            default=DEFAULT_GAP,
+            help=f"steps from fit to generalization past which a run is 'grokking' (default: {DEFAULT_GAP})",
+        )
     return parser
 
 
-def _analysis_parsers(verbs: argparse._SubParsersAction) -> None:
+def _analysis_parsers(verbs: argparse._SubParsersAction) -> list[argparse.ArgumentParser]:
     """`plot`, `fit` and `report`: read a results directory, train nothing."""
     sweep_help = "sweep name (may be left out when the directory holds one sweep)"
     plot = verbs.add_parser("plot", help="draw a phase map, time heatmap, curves or scaling fit as an image")
@@ -60,51 +72,44 @@ def _analysis_parsers(verbs: argparse._SubParsersAction) -> None:
     fit.add_argument("--x", default="frac", help="numeric column to fit against (default: frac)")
     fit.add_argument("--budget", type=int, default=None, help="steps for '<x> at budget' (default: max run)")
     report.add_argument("-o", "--output", default=None, help="HTML file (default: <sweep>_report.html)")
+    return [plot, fit, report]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    verbs = {"run": _run, "ls": _ls, "plot": _plot, "fit": _fit, "report": _report}
     try:
-        if args.verb in ("plot", "fit", "report"):
-            return _analysis(args)
-        return _run(args) if args.verb == "run" else _ls(args.storage, args.skip_corrupt)
-    except (SpaceError, StoreError) as err:
-        print(f"grokscan: {err}", file=sys.stderr)
+        if args.gap < 0:
+            raise UserError(f"--gap {args.gap}: must be a number of steps >= 0")
+        return verbs[args.verb](args)
+    except UserError as err:
+        print("grokscan: " + " ".join(str(err).splitlines()), file=sys.stderr)
         return BAD_INPUT
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
     for flag, value in (("--pack-size", args.pack_size), ("--max-concurrent", args.max_concurrent)):
         if value is not None and value < 1:
-            raise SpaceError(f"{flag} {value}: must be a positive integer")
+            raise UserError(f"{flag} {value}: must be a positive integer")
     if args.gpus_per_trial is not None and args.gpus_per_trial < 0:
-        raise SpaceError(
+        raise UserError(
             f"--gpus-per-trial {args.gpus_per_trial}: must be >= 0 (e.g. 0.25 for 4 trials per GPU)"
         )
 
 
 def _run(args: argparse.Namespace) -> int:
     _check_numbers(args)
+    if not args.dry_run:
+        check_address(args.address)
+        if args.address:  # before the file's `from ray import tune` (see grokscan.sweep.ray_env)
+            os.environ["RAY_ADDRESS"] = args.address
     sweep = load_space(args.space, args.overrides)
     check_size(sweep.max_runs, args.yes or args.dry_run, args.space)
-    if args.dry_run and sweep.search is not None:
-        sampled = ", ".join(sweep.search.domains)
-        kind = type(sweep.search.alg).__name__
-        print(f"{sweep.name}: adaptive search ({kind}) over {sampled}; at most {sweep.max_runs} runs")
-        return 0
     if args.dry_run:
-        from grokscan.train import make_packs
-
-        size = args.pack_size or sweep.pack_size or 16
-        packs = make_packs(sweep.configs, size)
-        axes = ", ".join(f"{k} x{len(v)}" for k, v in sweep.axes.items()) or "a single point"
-        print(f"{sweep.name}: {len(sweep.configs)} runs over {axes}; {len(packs)} packs of <= {size} runs")
+        print(_dry_run(sweep, args))
         return 0
-    check_address(args.address)
     check_storage(args.storage)
-    if args.address:  # before ray is imported: tune keeps an embedded Ray on loopback only without it
-        os.environ["RAY_ADDRESS"] = args.address
-    from grokscan.tune import run_sweep  # imports ray: only once the input is known to be good
+    from grokscan.sweep.runner import run_sweep  # starts Ray: only once the input is known to be good
 
     outcome = run_sweep(
         sweep,
@@ -119,25 +124,47 @@ def _run(args: argparse.Namespace) -> int:
         f"{outcome.errors} failed, {outcome.wall_s:.0f}s wall"
     )
     print(f"results: {os.path.abspath(args.storage) if '://' not in args.storage else args.storage}")
-    print(summary(sweep, args.storage))
+    print(summary(sweep, args.storage, args.gap))
     return RUNS_FAILED if outcome.errors else 0
 
 
-def summary(sweep: Sweep, storage: str) -> str:
-    """One screen: runs by status, how many generalized, and per grid cell over seeds the Kaplan-Meier
-    median step_gen ("> budget" when more than half never generalized) and the majority phase."""
-    from grokscan.analysis import phase_table
-    from grokscan.store import load_runs
+def _dry_run(sweep: Sweep, args: argparse.Namespace) -> str:
+    """What `run` would train: the runs and the packs it would cut them into (into a results directory that
+    holds none of them yet), without starting Ray or writing anything."""
+    if sweep.search is not None:
+        sampled = ", ".join(sweep.search.domains)
+        kind = type(sweep.search.alg).__name__
+        return f"{sweep.name}: adaptive search ({kind}) over {sampled}; at most {sweep.max_runs} runs"
+    from grokscan.sweep.pack_plan import choose_pack_size, local_cpu_slots, plan_packs, trial_gpus
 
-    runs = load_runs(storage, sweep.name)
+    slots = local_cpu_slots()
+    size = choose_pack_size(
+        sweep, sweep.configs, requested=args.pack_size, gpus_per_trial=args.gpus_per_trial, cpu_slots=slots
+    )
+    packs = plan_packs(sweep.configs, size)
+    axes = ", ".join(f"{k} x{len(v)}" for k, v in sweep.axes.items()) or "a single point"
+    text = f"{sweep.name}: {len(sweep.configs)} runs over {axes}; {len(packs)} packs of <= {size} runs"
+    if not (args.pack_size or sweep.pack_size or trial_gpus(sweep, args.gpus_per_trial)):
+        text += f" (sized for {slots} local CPU slots)"
+    return text
+
+
+def summary(sweep: Sweep, storage: str, gap: int = DEFAULT_GAP) -> str:
+    """One screen: runs by status, how many generalized, and per grid cell over seeds the Kaplan-Meier
+    median step_gen ("> budget" when more than half never generalized) and the majority phase (grokking
+    when step_gen - step_fit > `gap` steps)."""
+    from grokscan.results.analysis import phase_table
+    from grokscan.results.store import load_runs
+
+    runs = load_runs(storage, sweep.name, gap=gap)
     if sweep.search is not None:
         return search_summary(sweep, runs)
     runs = runs[runs["run_id"].isin({c.run_id for c in sweep.configs})]
     statuses = ", ".join(f"{n} {s}" for s, n in runs["status"].value_counts().items())
     lines = [f"{len(runs)} runs: {statuses}; {int(runs['step_gen'].notna().sum())} generalized"]
-    cells = [k for k in sweep.axes if k not in GRID_KEYS_NOT_CELLS]
+    cells = [k for k in sweep.axes if k not in SEED_FIELDS]
     if cells and len(runs):
-        table = phase_table(runs, cells[0], cells[1] if len(cells) > 1 else None, by=cells[2:])
+        table = phase_table(runs, cells[0], cells[1] if len(cells) > 1 else None, by=cells[2:], gap=gap)
         over = "> " + table["budget"].astype(str)
         median = table["median_step_gen"].round().astype("Int64").astype(str)
         table["median step_gen"] = over.where(table["step_gen_over_budget"], median)
@@ -148,7 +175,7 @@ def summary(sweep: Sweep, storage: str) -> str:
 
 def search_summary(sweep: Sweep, runs) -> str:
     """An adaptive sweep: CriticalFraction's boundary per cell, or a Tune searcher's five best runs."""
-    from grokscan.adaptive import CENSORED_PENALTY, objective
+    from grokscan.sweep.adaptive import CENSORED_PENALTY, objective
 
     search = sweep.search
     lines = [f"{len(runs)} runs stored under {sweep.name}; {int(runs['step_gen'].notna().sum())} generalized"]
@@ -168,12 +195,12 @@ def search_summary(sweep: Sweep, runs) -> str:
     return "\n".join(lines)
 
 
-def _ls(storage: str, skip_corrupt: bool = False) -> int:
-    from grokscan.store import load_runs
+def _ls(args: argparse.Namespace) -> int:
+    from grokscan.results.store import load_runs
 
-    runs = load_runs(storage, skip_corrupt=skip_corrupt)
+    runs = load_runs(args.storage, skip_corrupt=args.skip_corrupt, gap=args.gap)
     if runs.empty:
-        print(f"no runs under {storage}")
+        print(f"no runs under {args.storage}")
         return 0
     phase = runs["phase"].fillna("-")
     table = runs.assign(phase=phase).pivot_table(
@@ -183,24 +210,15 @@ def _ls(storage: str, skip_corrupt: bool = False) -> int:
     return 0
 
 
-def _analysis(args: argparse.Namespace) -> int:
-    """Run `plot`, `fit` or `report`; a ValueError (unknown sweep or column, too little data) is bad input."""
-    try:
-        return {"plot": _plot, "fit": _fit, "report": _report}[args.verb](args)
-    except ValueError as err:
-        print(f"grokscan: {err}", file=sys.stderr)
-        return BAD_INPUT
-
-
 def _plot(args: argparse.Namespace) -> int:
-    from grokscan.lineplots import pick_runs
-    from grokscan.plots import phase_diagram
-    from grokscan.report import load_sweep
-    from grokscan.store import load_curves
+    from grokscan.results.store import load_curves
+    from grokscan.viz.figures import phase_diagram
+    from grokscan.viz.lines import pick_runs
+    from grokscan.viz.report import load_sweep
 
-    name, runs = load_sweep(args.storage, args.sweep)
+    name, runs = load_sweep(args.storage, args.sweep, gap=args.gap)
     curves = load_curves(args.storage, name, run_ids=pick_runs(runs)) if args.kind == "curves" else None
-    fig = phase_diagram(runs, x=args.x, y=args.y, kind=args.kind, curves=curves)
+    fig = phase_diagram(runs, x=args.x, y=args.y, kind=args.kind, curves=curves, gap=args.gap)
     output = args.output or f"{name}_{args.kind}.png"
     os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
     fig.savefig(output, dpi=150)
@@ -209,14 +227,14 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from grokscan.report import fit_table, format_fit_table, load_sweep
+    from grokscan.viz.report import fit_table, format_fit_table, load_sweep
 
     if args.budget is not None and args.budget < 1:
-        raise ValueError(f"--budget {args.budget}: must be a positive number of steps")
-    name, runs = load_sweep(args.storage, args.sweep)
+        raise UserError(f"--budget {args.budget}: must be a positive number of steps")
+    name, runs = load_sweep(args.storage, args.sweep, gap=args.gap)
     table = fit_table(runs, x=args.x, budget=args.budget)
     if table["b"].isna().all():
-        raise ValueError(
+        raise UserError(
             f"no fit of step_gen against {args.x!r} in {name}: " + "; ".join(sorted(set(table["note"])))
         )
     print(
@@ -231,9 +249,9 @@ def _fit(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from grokscan.report import write_report
+    from grokscan.viz.report import write_report
 
-    print(f"wrote {write_report(args.storage, args.sweep, args.output)}")
+    print(f"wrote {write_report(args.storage, args.sweep, args.output, gap=args.gap)}")
     return 0
 
 

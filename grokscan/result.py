@@ -1,4 +1,4 @@
-"""RunResult: what one run produced, and the phase it falls in (Liu et al. 2022)."""
+"""RunResult: what one run produced (torch-free, so results can be stored and analysed anywhere)."""
 
 from __future__ import annotations
 
@@ -6,26 +6,16 @@ from dataclasses import dataclass, field
 
 from grokscan.config import RunConfig
 
-PHASES = ("comprehension", "grokking", "memorization", "confusion")
-CURVE_METRICS = ("train_acc", "val_acc", "train_loss", "val_loss", "weight_norm", "zero_loss_frac")
-
-
-def phase(step_fit: int | None, step_gen: int | None, gap: int) -> str:
-    """comprehension: fit and generalized within `gap` steps of fitting (or before); grokking: generalized
-    more than `gap` steps after fitting; memorization: fit only; confusion: neither (within the budget)."""
-    if step_fit is None:
-        return "comprehension" if step_gen is not None else "confusion"
-    if step_gen is None:
-        return "memorization"
-    return "comprehension" if step_gen - step_fit <= gap else "grokking"
-
 
 @dataclass
 class RunResult:
     """Outcome of one run. step_gen is None (and censored True) when validation accuracy never reached the
     threshold within steps_run; no placeholder number stands in for "never". Status is "ok" or "diverged"
     (non-finite loss or parameters; `error` says which and when). wall_s is the run's share of its pack's
-    wall time (each eval interval's time split evenly among the members still training)."""
+    wall time (each eval interval's time split evenly among the members still training). `final` maps each
+    curve column (the registered curve metrics that apply to the run) to its last value; `curves` maps
+    "step" and those columns to equal-length lists. The phase is named at analysis time
+    (`grokscan.results.phases`)."""
 
     config: RunConfig
     status: str
@@ -46,11 +36,6 @@ class RunResult:
     @property
     def censored(self) -> bool:
         return self.step_gen is None
-
-    @property
-    def phase(self) -> str | None:
-        """The Liu et al. phase; None for a diverged run (its steps say nothing about generalization)."""
-        return phase(self.step_fit, self.step_gen, self.config.gap) if self.status == "ok" else None
 
 
 def result_to_dict(result: RunResult) -> dict:

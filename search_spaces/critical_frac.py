@@ -1,13 +1,13 @@
 """Critical data fraction per weight decay: where at least half of the seeds generalize within the budget.
 
-Bisection over frac in [0.2, 0.8] to +-0.025 for each weight decay (grokscan.adaptive.CriticalFraction),
+Bisection over frac in [0.2, 0.8] to +-0.025 for each weight decay (grokscan.CriticalFraction),
 each point trained for all 3 seeds at once: at most 6 points per weight decay instead of the 13 of a dense
 grid at that resolution (measured in the README). x+y mod 59, MLP, AdamW, 3,000-step budget, as wd_vs_frac.
 """
 
 from ray import tune
 
-from grokscan.adaptive import CriticalFraction
+from grokscan import CriticalFraction
 
 search_alg = CriticalFraction(tol=0.025)
 param_space = {

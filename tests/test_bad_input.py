@@ -7,10 +7,10 @@ import textwrap
 import pytest
 
 from grokscan.cli import main
-from grokscan.store import Store
+from grokscan.results.store import Store
 
 GRID = "from ray import tune\nfrom ray.tune.search.optuna import OptunaSearch\n"
-GRID += "from grokscan.adaptive import CriticalFraction\n"
+GRID += "from grokscan.sweep.adaptive import CriticalFraction\n"
 OPTUNA = "search_alg = OptunaSearch(seed=0)\nnum_samples = 4\n"
 LR = '"lr": tune.loguniform(1e-4, 1e-2)'
 BISECT = "search_alg = CriticalFraction()\n"

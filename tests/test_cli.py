@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 from grokscan.cli import main
-from grokscan.store import load_curves, load_runs
+from grokscan.config import RunConfig
+from grokscan.errors import UserError
+from grokscan.result import RunResult
+from grokscan.results.store import Store, load_curves, load_runs
 
 SMOKE = str(Path(__file__).parent.parent / "search_spaces" / "smoke.py")
 
@@ -44,6 +47,53 @@ def test_dry_run_counts_and_writes_nothing(tmp_path, capsys):
     assert not storage.exists()
 
 
+def test_dry_run_prints_the_packs_of_the_real_run(tmp_path, capsys, monkeypatch):
+    """Both size packs with pack_plan: on CPU 4 packs per Ray CPU slot (the local cores for a dry run)."""
+    import grokscan.sweep.pack_plan as pack_plan
+
+    monkeypatch.setattr(pack_plan.os, "cpu_count", lambda: 1)
+    assert main(["run", SMOKE, "--storage", str(tmp_path / "r"), "--dry-run"]) == 0
+    assert "4 packs of <= 1 runs (sized for 1 local CPU slots)" in capsys.readouterr().out
+    assert main(["run", SMOKE, "--storage", str(tmp_path / "r"), "--dry-run", "--pack-size", "3"]) == 0
+    assert "2 packs of <= 3 runs" in capsys.readouterr().out  # two fractions: two shapes
+    assert not (tmp_path / "r").exists()
+
+
+def test_gap_names_the_phases(tmp_path, capsys):
+    """--gap is an analysis parameter: a run fit at step 50 and generalized at 1500 groks with gap 1000."""
+    result = RunResult(RunConfig(p=7), "ok", 50, 1500, 1500, {"val_acc": 1.0}, 0.1, "cpu", 1, None, {})
+    Store(str(tmp_path)).write("gaps", [result])
+    assert main(["ls", str(tmp_path)]) == 0
+    assert "grokking" in capsys.readouterr().out
+    assert main(["ls", str(tmp_path), "--gap", "2000"]) == 0
+    out = capsys.readouterr().out
+    assert "comprehension" in out and "grokking" not in out
+
+
+def test_only_user_errors_become_exit_2(tmp_path, capsys, monkeypatch):
+    """A UserError raised anywhere under the CLI is one line and exit code 2; any other exception is a bug
+    and propagates with its traceback (an analysis verb's plain ValueError too)."""
+    import grokscan.sweep.runner as runner
+    import grokscan.viz.report as report
+
+    def raises(err: Exception):
+        def fail(*args, **kwargs):
+            raise err
+
+        return fail
+
+    run = ["run", SMOKE, "--storage", str(tmp_path / "results")]
+    monkeypatch.setattr(runner, "run_sweep", raises(UserError("bad input: what to change")))
+    assert main(run) == 2
+    assert capsys.readouterr().err == "grokscan: bad input: what to change\n"
+    monkeypatch.setattr(runner, "run_sweep", raises(RuntimeError("a bug")))
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(run)
+    monkeypatch.setattr(report, "write_report", raises(ValueError("another bug")))
+    with pytest.raises(ValueError, match="another bug"):
+        main(["report", str(tmp_path / "results")])
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -51,6 +101,7 @@ def test_dry_run_counts_and_writes_nothing(tmp_path, capsys):
         (["--set", "optimiser=sgd"], "did you mean 'optimizer'"),
         (["--pack-size", "0"], "--pack-size 0"),
         (["--gpus-per-trial", "-1"], "--gpus-per-trial"),
+        (["--gap", "-1"], "--gap -1"),
     ],
 )
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, capsys, argv, message):

@@ -1,0 +1,62 @@
+"""Per-example losses over a pack's logits [M, B, C]: cross-entropy, StableMax cross-entropy (Prieto et al.
+2025) and squared error on one-hot targets (as Liu et al. 2022's Omnigrok MSE runs)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from grokscan.registry import LOSSES, Entry
+
+
+class Loss(Entry):
+    """`probabilistic`: a cross-entropy over a normalized distribution, whose loss can round to exactly 0
+    (Prieto et al.'s softmax collapse; the zero_loss_frac curve applies)."""
+
+    probabilistic = True
+
+    def rows(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Per-example loss [M, B] for logits [M, B, C] and labels [M, B]."""
+        return -self.log_probs(logits).gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+
+    def log_probs(self, logits: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class CrossEntropy(Loss):
+    name = "ce"
+
+    def log_probs(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits.log_softmax(-1)
+
+
+class StableMax(Loss):
+    name = "stablemax"
+
+    def log_probs(self, logits: torch.Tensor) -> torch.Tensor:
+        return stablemax_log_probs(logits)
+
+
+class MSE(Loss):
+    name = "mse"
+    probabilistic = False
+
+    def rows(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        # squared error on one-hot targets, averaged over classes (nn.MSELoss)
+        target = F.one_hot(labels, logits.shape[-1]).to(logits.dtype)
+        return (logits - target).square().mean(-1)
+
+
+def stablemax_log_probs(logits: torch.Tensor) -> torch.Tensor:
+    """log StableMax: s(x) = x + 1 for x >= 0, 1 / (1 - x) for x < 0; p = s / sum(s)."""
+    s = torch.where(logits >= 0, logits + 1, 1 / (1 - logits.clamp(max=0)))
+    return torch.log(s / s.sum(-1, keepdim=True))
+
+
+def row_losses(kind: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-example loss [M, B] of the registered loss `kind`."""
+    return LOSSES.get(kind).rows(logits, labels)
+
+
+for _entry in (CrossEntropy(), StableMax(), MSE()):
+    LOSSES.register(_entry)

@@ -1,0 +1,136 @@
+"""Functional optimizers over a pack's flat parameters [M, P], and the update that combines one with a
+gradient filter (engine.filters) and linear warmup.
+
+Every hyperparameter is a per-member column [M, 1], so members of one pack may use different lr, weight
+decay, betas, warmup. Update rules match torch.optim (AdamW: decoupled decay, Loshchilov & Hutter 2019;
+Adam and SGD: L2 added to the gradient), so a one-member pack reproduces torch.optim within float rounding.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from grokscan.config import RunConfig, check_range
+from grokscan.registry import GRAD_FILTERS, OPTIMIZERS, Entry, cfg_error
+
+State = dict[str, Any]  # per-member tensors [M, ...] (or None before first use)
+
+
+class Hyper(dict):
+    """Per-member hyperparameter columns [M, 1] by field name, readable as attributes (h.lr)."""
+
+    __getattr__ = dict.__getitem__
+
+    @classmethod
+    def from_configs(cls, configs: list[RunConfig], names: list[str], dtype: torch.dtype, device) -> Hyper:
+        def column(name: str) -> torch.Tensor:
+            values = [float(getattr(c, name) or 0.0) for c in configs]
+            return torch.tensor(values, dtype=dtype, device=device).unsqueeze(1)
+
+        return cls({name: column(name) for name in names})
+
+    def select(self, keep: torch.Tensor) -> Hyper:
+        return Hyper({name: column[keep] for name, column in self.items()})
+
+
+class Rule(Entry):
+    """An optimizer entry: `fields` are its hyperparameters (per-member columns), `state_copies` the
+    parameter-sized tensors of state it keeps (pack memory estimates)."""
+
+    state_copies = 0
+
+    def init_state(self, flat: torch.Tensor, h: Hyper) -> State:
+        return {}
+
+    def step(self, state: State, flat: torch.Tensor, grad: torch.Tensor, h: Hyper, lr, t: int) -> None:
+        raise NotImplementedError
+
+
+class AdamFamily(Rule):
+    """Adam (Kingma & Ba 2015) with L2 in the gradient, or AdamW's decoupled decay."""
+
+    fields = ("beta1", "beta2", "eps")
+    state_copies = 2
+
+    def __init__(self, name: str, decoupled: bool) -> None:
+        self.name, self.decoupled = name, decoupled
+
+    def validate(self, cfg: RunConfig) -> None:
+        for name in ("beta1", "beta2"):
+            check_range(cfg, name, 0, 1)
+        if cfg.eps is None or cfg.eps <= 0:
+            raise cfg_error("eps", cfg.eps, "must be > 0")
+
+    def init_state(self, flat: torch.Tensor, h: Hyper) -> State:
+        # beta**t as running products: a vectorized pow over a pack's [M, 1] column rounds differently from
+        # the scalar pow a lone member gets, which breaks pack invariance.
+        return {
+            "m": torch.zeros_like(flat),
+            "v": torch.zeros_like(flat),
+            "beta1_t": torch.ones_like(h.beta1),
+            "beta2_t": torch.ones_like(h.beta2),
+        }
+
+    def step(self, state: State, flat: torch.Tensor, grad: torch.Tensor, h: Hyper, lr, t: int) -> None:
+        if self.decoupled:
+            flat.mul_(1 - lr * h.weight_decay)
+        else:
+            grad = grad + h.weight_decay * flat
+        state["m"].lerp_(grad, 1 - h.beta1)
+        state["v"].mul_(h.beta2).add_(grad * grad * (1 - h.beta2))
+        state["beta1_t"], state["beta2_t"] = state["beta1_t"] * h.beta1, state["beta2_t"] * h.beta2
+        step_size = lr / (1 - state["beta1_t"])
+        denom = (state["v"].sqrt() / (1 - state["beta2_t"]).sqrt()).add_(h.eps)
+        flat.sub_(step_size * (state["m"] / denom))
+
+
+class SGD(Rule):
+    """SGD with heavy-ball momentum and L2 in the gradient (torch.optim.SGD, dampening 0)."""
+
+    name = "sgd"
+    fields = ("momentum",)
+    state_copies = 1
+
+    def validate(self, cfg: RunConfig) -> None:
+        check_range(cfg, "momentum", 0, 1)
+
+    def step(self, state: State, flat: torch.Tensor, grad: torch.Tensor, h: Hyper, lr, t: int) -> None:
+        grad = grad + h.weight_decay * flat
+        state["m"] = grad.clone() if t == 1 else state["m"].mul_(h.momentum).add_(grad)
+        flat.sub_(lr * state["m"])
+
+
+OPTIMIZERS.register(AdamFamily("adamw", decoupled=True))
+OPTIMIZERS.register(AdamFamily("adam", decoupled=False))
+OPTIMIZERS.register(SGD())
+
+
+class Optimizer:
+    """One pack's update: gradient filter, then the optimizer rule, with warmup lr * min(1, t / warmup)."""
+
+    def __init__(self, cfg: RunConfig, configs: list[RunConfig], flat: torch.Tensor, segments) -> None:
+        self.rule: Rule = OPTIMIZERS.get(cfg.optimizer)
+        self.filter = GRAD_FILTERS.get(cfg.grad_filter)
+        names = ["lr", "weight_decay", "warmup", *self.rule.fields, *self.filter.fields]
+        self.h = Hyper.from_configs(configs, names, flat.dtype, flat.device)
+        self.state = self.rule.init_state(flat, self.h)
+        self.filter_state = self.filter.init_state(flat)
+        self.segments, self.step = segments, 0
+
+    def select(self, keep: torch.Tensor) -> None:
+        """Keep only the members at indices `keep`."""
+        self.h = self.h.select(keep)
+        for state in (self.state, self.filter_state):
+            for name, value in state.items():
+                state[name] = value[keep] if value is not None else None
+
+    @torch.no_grad()
+    def update(self, flat: torch.Tensor, grad: torch.Tensor) -> None:
+        """One step in place (update t is 1-based)."""
+        self.step += 1
+        h, t = self.h, self.step
+        lr = h.lr * torch.clamp(t / h.warmup.clamp(min=1), max=1.0)
+        grad = self.filter.apply(self.filter_state, flat, grad, h, self.segments)
+        self.rule.step(self.state, flat, grad, h, lr, t)

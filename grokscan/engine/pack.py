@@ -1,0 +1,104 @@
+"""A pack's tensors: one vectorized model over its members, their splits, labels, optimizer state and
+eval. Every tensor has the member dimension first, so finished members can be dropped. Each member's
+arithmetic is independent of the others, so a run's result does not depend on its pack."""
+
+from __future__ import annotations
+
+import torch
+
+from grokscan.config import RunConfig
+from grokscan.engine.losses import row_losses
+from grokscan.engine.memory import eval_chunk
+from grokscan.engine.metrics import EvalBatch, metrics_for
+from grokscan.engine.models import Model
+from grokscan.engine.optim import Optimizer
+from grokscan.registry import TASKS
+from grokscan.tasks.base import TaskData
+from grokscan.tasks.split import noisy_labels, split
+
+BATCH_STREAM = 2_000_003  # offsets the minibatch-order generator from the init generator of the same seed
+_TABLES: dict[tuple, TaskData] = {}  # built tables by the task's cache key (a few, most recent last)
+_MAX_TABLES = 8
+
+
+def task_table(cfg: RunConfig) -> TaskData:
+    """The full table of a run's task, built once per process for configs with the same cache key."""
+    task = TASKS.get(cfg.task)
+    key = task.cache_key(cfg)
+    if key not in _TABLES:
+        while len(_TABLES) >= _MAX_TABLES:
+            _TABLES.pop(next(iter(_TABLES)))
+        _TABLES[key] = task.table(cfg)
+    return _TABLES[key]
+
+
+class Pack:
+    """Per-member state of one pack of configs with equal `pack_key`."""
+
+    def __init__(self, configs: list[RunConfig], device: torch.device) -> None:
+        cfg = self.cfg = configs[0]
+        self.dtype = getattr(torch, cfg.dtype)
+        data = task_table(cfg)
+        self.x = data.x.to(device) if data.n_vocab is not None else data.x.to(device, self.dtype)
+        self.model = Model(cfg, TASKS.get(cfg.task).dims(cfg))
+        self.metrics = metrics_for(cfg)
+        self.columns = [c for m in self.metrics for c in m.columns]
+        train_rows, labels = [], []
+        for c in configs:
+            rows, _ = split(len(data.y), c.frac, c.split_seed)
+            train_rows.append(rows)
+            labels.append(noisy_labels(data.y, rows, data.n_classes, c))
+        self.train_idx = torch.stack(train_rows).to(device)
+        self.labels = torch.stack(labels).to(device)
+        self.train_mask = torch.zeros_like(self.labels, dtype=torch.bool).scatter_(1, self.train_idx, True)
+        flat = [self.model.init_member(c.seed, c.alpha, self.dtype) for c in configs]
+        self.flat = torch.stack(flat).to(device)
+        self.batch_gens = [torch.Generator().manual_seed(c.seed + BATCH_STREAM) for c in configs]
+        self.epoch_order: torch.Tensor | None = None
+        self.opt = Optimizer(cfg, configs, self.flat, list(self.model.offsets.values()))
+
+    def select(self, keep: list[int]) -> None:
+        idx = torch.tensor(keep, device=self.flat.device)
+        self.flat, self.train_idx = self.flat[idx], self.train_idx[idx]
+        self.labels, self.train_mask = self.labels[idx], self.train_mask[idx]
+        self.batch_gens = [self.batch_gens[i] for i in keep]
+        self.epoch_order = self.epoch_order[idx] if self.epoch_order is not None else None
+        self.opt.select(idx)
+
+    def batch_rows(self, step: int) -> torch.Tensor:
+        """Training rows [M, B] for update `step` (1-based): all of them, or the next minibatch of an epoch
+        shuffled by each member's own generator (without replacement; the last partial batch is dropped)."""
+        batch_size = self.cfg.batch_size
+        if batch_size is None:
+            return self.train_idx
+        n_train = self.train_idx.shape[1]
+        j = (step - 1) % (n_train // batch_size)
+        if j == 0:
+            perms = [torch.randperm(n_train, generator=g) for g in self.batch_gens]
+            self.epoch_order = torch.gather(self.train_idx, 1, torch.stack(perms).to(self.flat.device))
+        return self.epoch_order[:, j * batch_size : (j + 1) * batch_size]
+
+    def train_step(self, step: int) -> None:
+        rows = self.batch_rows(step)
+        self.flat.requires_grad_(True)
+        logits = self.model.forward(self.flat, self.x[rows])
+        loss = row_losses(self.cfg.loss, logits, torch.gather(self.labels, 1, rows)).mean(1).sum()
+        (grad,) = torch.autograd.grad(loss, self.flat)
+        self.flat.requires_grad_(False)
+        self.opt.update(self.flat, grad)
+
+    @torch.no_grad()
+    def evaluate(self) -> torch.Tensor:
+        """[M, len(columns) + 1]: the curve metrics' columns, then a finite-parameters flag (1 or 0)."""
+        cfg, m = self.cfg, self.labels.shape[0]
+        chunk = eval_chunk(cfg, self.x.shape[1], self.model.n_classes)
+        rows = []
+        for a in range(0, m, chunk):
+            flat, labels = self.flat[a : a + chunk], self.labels[a : a + chunk]
+            train = self.train_mask[a : a + chunk].to(self.dtype)
+            logits = self.model.forward(flat, self.x.expand(len(flat), *self.x.shape))
+            losses = row_losses(cfg.loss, logits, labels)
+            ev = EvalBatch(cfg, flat, logits, labels, losses, train, train.sum(1), (1 - train).sum(1))
+            finite = torch.isfinite(flat).all(1, keepdim=True).to(self.dtype)
+            rows.append(torch.cat([*(metric.compute(ev) for metric in self.metrics), finite], 1))
+        return torch.cat(rows)
