@@ -1,4 +1,4 @@
-"""`grokscan run | ls | plot | fit | report`. Exit codes: 0 ok, 1 some runs failed, 2 bad input.
+"""`grokscan run | ls | plot | fit | report | compact`. Exit codes: 0 ok, 1 some runs failed, 2 bad input.
 
 Bad input is a `UserError` wherever it is found (space file, flag, storage, Ray address, results): one line
 `grokscan: ...` on stderr and exit code 2. Any other exception is a bug and keeps its traceback.
@@ -42,9 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--max-concurrent", type=int, default=None, help="trials at once (default: resources)")
     run.add_argument("--dry-run", action="store_true", help="validate, print runs and packs, train nothing")
     run.add_argument("--yes", action="store_true", help="confirm a sweep of more than 10,000 runs")
+    run.add_argument(
+        "--no-compact", action="store_true", help="keep the fragments as trials wrote them (see `compact`)"
+    )
     ls = verbs.add_parser("ls", help="sweeps in a results directory with counts by status and phase")
     ls.add_argument("storage", nargs="?", default="results")
     ls.add_argument("--skip-corrupt", action="store_true", help="skip unreadable fragments with a warning")
+    _compact_parser(verbs)
     verbs_with_phases = [run, ls, *_analysis_parsers(verbs)]
     for verb in verbs_with_phases:
         verb.add_argument(
@@ -77,7 +81,7 @@ def _analysis_parsers(verbs: argparse._SubParsersAction) -> list[argparse.Argume
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    verbs = {"run": _run, "ls": _ls, "plot": _plot, "fit": _fit, "report": _report}
+    verbs = {"run": _run, "ls": _ls, "plot": _plot, "fit": _fit, "report": _report, "compact": _compact}
     try:
         if args.gap < 0:
             raise UserError(f"--gap {args.gap}: must be a number of steps >= 0")
@@ -118,6 +122,7 @@ def _run(args: argparse.Namespace) -> int:
         gpus_per_trial=args.gpus_per_trial,
         pack_size=args.pack_size,
         max_concurrent=args.max_concurrent,
+        compact=not args.no_compact,
     )
     print(
         f"\n{sweep.name}: {outcome.written} runs trained, {outcome.skipped} already stored, "
@@ -227,7 +232,7 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from grokscan.viz.report import fit_table, format_fit_table, load_sweep
+    from grokscan.viz.report import bootstrap_note, fit_table, format_fit_table, load_sweep
 
     if args.budget is not None and args.budget < 1:
         raise UserError(f"--budget {args.budget}: must be a positive number of steps")
@@ -245,6 +250,8 @@ def _fit(args: argparse.Namespace) -> int:
     for i in table.index[table["note"].fillna("") != ""]:
         where = f"{table.columns[0]}={text.iloc[i, 0]}: " if table.columns[0] != "a" else ""
         print(f"no fit for {where}{table.at[i, 'note']}")
+    if note := bootstrap_note(table):
+        print(note)
     return 0
 
 
@@ -252,6 +259,31 @@ def _report(args: argparse.Namespace) -> int:
     from grokscan.viz.report import write_report
 
     print(f"wrote {write_report(args.storage, args.sweep, args.output, gap=args.gap)}")
+    return 0
+
+
+def _compact_parser(verbs: argparse._SubParsersAction) -> None:
+    compact = verbs.add_parser("compact", help="merge each sweep's fragments into one per table (deduped)")
+    compact.add_argument("storage", metavar="RESULTS_DIR", help="results directory or s3://bucket/prefix")
+    compact.add_argument("--sweep", default=None, help="sweep name (default: every sweep in the directory)")
+    compact.set_defaults(gap=DEFAULT_GAP)  # no phases here; main() checks every verb's gap
+
+
+def _compact(args: argparse.Namespace) -> int:
+    """Compact one sweep or all (`grokscan.results.store.compact`: safe while others read and write)."""
+    from grokscan.results.store import compact, sweeps
+
+    names = sweeps(args.storage)
+    if not names:
+        raise UserError(f"no results under {args.storage} (expected {args.storage}/runs/sweep=NAME/)")
+    if args.sweep is not None and args.sweep not in names:
+        raise UserError(f"no sweep {args.sweep!r} under {args.storage}; sweeps there: {', '.join(names)}")
+    for name in [args.sweep] if args.sweep is not None else names:
+        stats = compact(args.storage, name)
+        print(
+            f"{name}: {stats.fragments_before} -> {stats.fragments_after} fragments, "
+            f"{stats.rows_kept} runs kept of {stats.rows_read} runs rows"
+        )
     return 0
 
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from grokscan.cli import main
@@ -21,7 +22,9 @@ def test_run_then_resume_trains_nothing(ray_local, tmp_path, capsys):
     assert main(["run", SMOKE, "--storage", storage]) == 0
     first = capsys.readouterr().out
     runs = load_runs(storage, "smoke")
-    assert len(runs) == 4 and runs["run_id"].is_unique and set(runs["status"]) == {"ok"}
+    assert len(runs) == 4 and set(runs["status"]) == {"ok"}
+    fragments = list(Path(storage, "runs", "sweep=smoke").glob("part-*.parquet"))
+    assert len(fragments) == 1 and len(pq.read_table(fragments[0])) == 4  # compacted once the sweep ended
     assert "4 runs trained, 0 already stored" in first and storage in first
     curves = load_curves(storage, "smoke")
     assert set(curves["run_id"]) == set(runs["run_id"])

@@ -12,10 +12,9 @@ import torch
 
 from grokscan.config import RunConfig
 from grokscan.engine.models import Model
-from grokscan.engine.packing import pack_key
+from grokscan.engine.packing import CPU_PACK_MAX, pack_key
 from grokscan.registry import GRAD_FILTERS, OPTIMIZERS, TASKS
 
-CPU_PACK_MAX = 16  # past ~32 members a CPU pack's buffers are mmapped and faulted in every step
 EVAL_ELEMENTS = 2**25  # activations per eval chunk: bounds eval memory whatever the pack size
 # pack_bytes checked against the peak RSS of 64-256-member CPU packs (glibc unmaps buffers over 32 MB, so
 # RSS follows allocations there): estimate / measured 1.2 (default mlp), 1.1 (default transformer).

@@ -12,16 +12,19 @@ from dataclasses import dataclass
 import torch
 
 from grokscan.config import RunConfig
+from grokscan.engine.models import Model
 from grokscan.registry import CURVE_METRICS, LOSSES, Entry
 
 
 @dataclass
 class EvalBatch:
-    """One eval chunk of a pack: members' flat parameters [m, P], logits [m, N, C] and labels [m, N] over
-    all N table rows, per-row losses [m, N], the training-row mask as 0/1 floats [m, N] and its row counts
-    [m] (n_val: validation rows)."""
+    """One eval chunk of a pack: the pack's model (its parameter layout: `model.views(flat)` names the
+    weights), members' flat parameters [m, P], logits [m, N, C] and labels [m, N] over all N table rows,
+    per-row losses [m, N], the training-row mask as 0/1 floats [m, N] and its row counts [m] (n_val:
+    validation rows)."""
 
     cfg: RunConfig
+    model: Model
     flat: torch.Tensor
     logits: torch.Tensor
     labels: torch.Tensor

@@ -98,7 +98,9 @@ class Pack:
             train = self.train_mask[a : a + chunk].to(self.dtype)
             logits = self.model.forward(flat, self.x.expand(len(flat), *self.x.shape))
             losses = row_losses(cfg.loss, logits, labels)
-            ev = EvalBatch(cfg, flat, logits, labels, losses, train, train.sum(1), (1 - train).sum(1))
+            ev = EvalBatch(
+                cfg, self.model, flat, logits, labels, losses, train, train.sum(1), (1 - train).sum(1)
+            )
             finite = torch.isfinite(flat).all(1, keepdim=True).to(self.dtype)
             rows.append(torch.cat([*(metric.compute(ev) for metric in self.metrics), finite], 1))
         return torch.cat(rows)

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from grokscan.config import RunConfig
 
+CPU_PACK_MAX = 16  # past ~32 members a CPU pack's buffers are mmapped and faulted in every step
 PER_MEMBER = frozenset(
     {"seed", "split_seed", "frac", "label_noise", "alpha", "lr", "weight_decay", "beta1", "beta2", "eps"}
     | {"momentum", "warmup", "grokfast_alpha", "grokfast_lamb", "steps", "threshold", "patience"}

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special, stats
+from scipy import optimize, special
 
 from grokscan.errors import UserError
 from grokscan.results.phases import PHASES, phases
@@ -167,6 +167,9 @@ class ScalingFit:
         x_at_budget: The x where the fitted median step_gen reaches `budget` (extrapolated if needed).
         boot: The bootstrap's (a, b) per resample, shape [n_boot, 2]; NaN rows for resamples with no
             finite fit. The CIs and `band` both come from it.
+        n_boot_failed: How many of those resamples had no finite fit (no generalized run or a single x
+            in the resample, or a fit that ran off to sigma -> 0); the CIs and band use the rest. Reported
+            here, not as a warning, so that callers say it once, in words.
     """
 
     x: str
@@ -182,10 +185,18 @@ class ScalingFit:
     budget: float | None = None
     x_at_budget: float | None = None
     boot: np.ndarray = field(default_factory=lambda: np.empty((0, 2)), repr=False, compare=False)
+    n_boot_failed: int = 0
+
+    @property
+    def n_boot(self) -> int:
+        """Bootstrap resamples drawn (0 when the fit had none)."""
+        return len(self.boot)
 
     def predict(self, x_values: float | Sequence[float] | np.ndarray) -> np.ndarray:
-        """Median step_gen (steps) at each x: exp(a - b·x), the median of the log-normal."""
-        return np.exp(self.a - self.b * np.asarray(x_values, dtype=float))
+        """Median step_gen (steps) at each x: exp(a - b·x), the median of the log-normal (inf past
+        float range)."""
+        with np.errstate(over="ignore"):
+            return np.exp(self.a - self.b * np.asarray(x_values, dtype=float))
 
     def x_at(self, steps: float) -> float:
         """The x at which the median step_gen is `steps` (> 0): (a - log(steps)) / b."""
@@ -202,8 +213,10 @@ class ScalingFit:
         pairs = self.boot[np.isfinite(self.boot).all(axis=1)]
         if len(pairs) < max(10, len(self.boot) // 2):
             return None
-        preds = np.exp(pairs[:, :1] - pairs[:, 1:] * np.asarray(x_values, dtype=float)[None, :])
-        return np.percentile(preds, [2.5, 97.5], axis=0)
+        # A resample's wild (a, b) may predict past float range: inf there, not a warning.
+        with np.errstate(over="ignore", invalid="ignore"):
+            preds = np.exp(pairs[:, :1] - pairs[:, 1:] * np.asarray(x_values, dtype=float)[None, :])
+            return np.percentile(preds, [2.5, 97.5], axis=0)
 
 
 def _sample(runs: pd.DataFrame, x: str, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -236,23 +249,41 @@ def _sample(runs: pd.DataFrame, x: str, what: str) -> tuple[np.ndarray, np.ndarr
     return xv, np.log(time), event
 
 
-def _neg_loglik(theta: np.ndarray, x: np.ndarray, logt: np.ndarray, event: np.ndarray, w: np.ndarray):
+_LOG_S_LIMIT = 50.0  # |log sigma| past this is a wild line-search step: sigma is clipped there
+_Z_LIMIT = 1e100  # |z| past this only comes from wild steps; clipping keeps z² and sums finite
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+def _neg_loglik(
+    theta: np.ndarray, x: np.ndarray, logt: np.ndarray, event: np.ndarray, w: np.ndarray
+) -> tuple[float, np.ndarray]:
     """Mean negative log-likelihood of the censored log-normal model and its gradient in (a, b, log sigma).
 
     Generalized runs contribute the normal density of log(step_gen) (the 1/t Jacobian is constant),
-    censored runs the survival probability P(log T > log steps_run) = Phi(-z).
+    censored runs the survival probability P(log T > log steps_run) = Phi(-z). Everything is computed in
+    log space, so no intermediate overflows: log Phi(-z) with ``log_ndtr``, and the inverse Mills ratio
+    phi(z) / Phi(-z) = sqrt(2/pi) / erfcx(z/sqrt(2)) (-> z for large z, -> 0 for very negative z; the ratio
+    of exp(logpdf - log_ndtr) loses all precision there, both being about -z²/2). BFGS's line search
+    evaluates wild points: there the value is finite but huge, or +inf (with a zero gradient) when theta
+    itself is not finite, never a warning.
     """
-    a, b, log_s = theta
-    s = math.exp(min(max(log_s, -50.0), 50.0))  # a wild line-search step must not overflow
-    z = (logt - (a - b * x)) / s
-    log_sf = special.log_ndtr(-z)
-    ll = np.where(event, -log_s - 0.5 * z * z, log_sf)
-    mills = np.exp(stats.norm.logpdf(z) - log_sf)  # phi(z) / Phi(-z)
+    if not np.isfinite(theta).all():
+        return math.inf, np.zeros(3)
+    a, b, log_s = (float(v) for v in theta)
+    log_s = min(max(log_s, -_LOG_S_LIMIT), _LOG_S_LIMIT)
+    s = math.exp(log_s)
+    with np.errstate(over="ignore"):  # b·x or the division may overflow to ±inf: the clip bounds it
+        z = np.clip((logt - (a - b * x)) / s, -_Z_LIMIT, _Z_LIMIT)
+    ll = np.where(event, -log_s - 0.5 * z * z, special.log_ndtr(-z))
+    mills = _SQRT_2_OVER_PI / special.erfcx(z / math.sqrt(2.0))  # erfcx = inf (mills = 0) for z << 0
     d_mu = np.where(event, z, mills) / s
     d_log_s = np.where(event, z * z - 1.0, mills * z)
     total = w.sum()
+    value = -(w @ ll) / total
     grad = -np.array([w @ d_mu, -(w @ (d_mu * x)), w @ d_log_s]) / total
-    return -(w @ ll) / total, grad
+    if not (math.isfinite(value) and np.isfinite(grad).all()):
+        return math.inf, np.zeros(3)
+    return float(value), grad
 
 
 def _mle(x: np.ndarray, logt: np.ndarray, event: np.ndarray, w: np.ndarray, start: np.ndarray) -> np.ndarray:
@@ -308,11 +339,6 @@ def fit_scaling(
         if wb[pe].sum() > 0 and np.unique(px[wb > 0]).size > 1:
             with contextlib.suppress(RuntimeError):  # e.g. fits separated by censoring diverge
                 boot[i] = _mle(px, pt, pe, wb, theta)[:2]
-    failed = n_boot - int(np.isfinite(boot[:, 0]).sum())
-    if failed:
-        warnings.warn(
-            f"{failed} of {n_boot} bootstrap resamples had no finite fit; the CIs use the rest", stacklevel=2
-        )
     if n_boot and np.isfinite(boot[:, 0]).any():
         lo, hi = np.nanpercentile(boot, [2.5, 97.5], axis=0)
     else:
@@ -331,6 +357,7 @@ def fit_scaling(
         n_censored=int((~event).sum()),
         budget=float(budget) if budget is not None else float(np.nanmax(_floats(runs["steps_run"])[ok])),
         boot=boot,
+        n_boot_failed=n_boot - int(np.isfinite(boot[:, 0]).sum()),
     )
     boot.setflags(write=False)  # shared by the fit and its copies
     return replace(fit, x_at_budget=fit.x_at(fit.budget) if b != 0 else math.nan)

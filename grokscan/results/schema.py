@@ -11,7 +11,9 @@ metric has null there. Neither ``gap`` nor ``phase`` is stored: phases are named
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.metadata
+import json
 import re
 import socket
 from collections import defaultdict
@@ -168,3 +170,21 @@ def error_rows(sweep: str, configs: Sequence[RunConfig], error: str, write_id: s
     n = len(configs)
     extra = {"status": "error", "error": error, "censored": True, "wall_s": 0.0, "pack_size": n, "device": ""}
     return _runs_table(sweep, write_id, [{**c.to_dict(), "run_id": c.run_id, **extra} for c in configs])
+
+
+_PY_TYPES = {pa.string(): (str,), pa.int64(): (int,), pa.float64(): (int, float)}
+
+
+def invalid_rows(sweep: str, point: dict, error: str, write_id: str) -> tuple[str, pa.Table]:
+    """(run_id, runs row) for a proposed point that is no valid RunConfig (e.g. an adaptive searcher's
+    sample outside what a field allows): status "error" with the reason; the point's values stand in the
+    config columns where they fit the column's type. Its run_id hashes the point itself."""
+    blob = json.dumps(point, sort_keys=True, separators=(",", ":"), default=str)
+    run_id = hashlib.sha256(blob.encode()).hexdigest()[:16]
+    config = {}
+    for name in FIELD_NAMES:
+        value, kinds = point.get(name), _PY_TYPES.get(RUNS_SCHEMA.field(name).type, ())
+        if isinstance(value, kinds) and not isinstance(value, bool):
+            config[name] = value
+    row = {**config, "run_id": run_id, "status": "error", "error": error, "censored": True, "device": ""}
+    return run_id, _runs_table(sweep, write_id, [{**row, "wall_s": 0.0, "pack_size": 1}])

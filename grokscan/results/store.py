@@ -9,6 +9,10 @@ Columns (`grokscan.results.schema`): the declared ones, plus the metric columns 
 footers; a fragment without a metric reads as null there, and columns of grokscan 0.1 that are no longer
 stored (``gap``, ``phase``) are ignored. ``load_runs`` names each run's phase on load, for a given gap.
 
+Reading (`grokscan.results.fragments`): every ``part-*.parquet`` listed is read whole; a fragment listed but
+deleted before it is read (by a concurrent ``compact``, which wrote its rows elsewhere first) makes the read
+go on from a fresh listing. ``compact`` merges a sweep's fragments, so a long sweep reads fast again.
+
 Crash safety: ``Store.write`` writes its curves fragment, then its runs fragment, the commit record: curves
 count only when their (sweep, run_id, write_id) matches the kept runs row. Locally a fragment is written
 under a temp name (``.tmp-<uuid>``, which no reader matches) and renamed; object-store PUTs are already
@@ -19,53 +23,33 @@ permanent.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import uuid
-import warnings
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
-from grokscan.errors import UserError
+from grokscan.results.fragments import list_fragments, read_fragments
 from grokscan.results.phases import DEFAULT_GAP, phases
-from grokscan.results.schema import (
-    CURVES_SCHEMA,
-    METRICS_AFTER,
-    RUNS_SCHEMA,
-    check_sweep,
-    error_rows,
-    is_metric_column,
-    result_rows,
-    with_metrics,
-)
+from grokscan.results.schema import METRICS_AFTER, check_sweep, error_rows, invalid_rows, result_rows
 
 if TYPE_CHECKING:
     from grokscan.config import RunConfig
     from grokscan.result import RunResult
 
-__all__ = ["Store", "compact", "load_curves", "load_runs"]
+__all__ = ["CompactionStats", "Store", "compact", "load_curves", "load_runs", "sweeps"]
 
 _RUN_KEYS = ["sweep", "run_id", "write_id"]  # identify one stored runs row; curves join on them
 _RUN_ORDER = ["status", "created_at", "write_id"]  # read to choose which of a run's rows is kept
-
-# Read as dictionaries: reordering rows then moves int32 codes, not strings (~2x faster at 1M rows).
-_DICT_COLUMNS = [f.name for f in RUNS_SCHEMA if f.type == pa.string() and f.name not in _RUN_KEYS]
-_READ_SCHEMAS = {
-    "runs": pa.schema(
-        pa.field(f.name, pa.dictionary(pa.int32(), pa.string())) if f.name in _DICT_COLUMNS else f
-        for f in RUNS_SCHEMA
-    ),
-    "curves": CURVES_SCHEMA,
-}
-_FORMAT = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=_DICT_COLUMNS))
-_PARTITIONING = ds.partitioning(pa.schema([("sweep", pa.string())]), flavor="hive")
 
 
 def _resolve(root: str) -> tuple[pafs.FileSystem, str]:
@@ -76,12 +60,13 @@ def _resolve(root: str) -> tuple[pafs.FileSystem, str]:
     return filesystem, base.rstrip("/")
 
 
-def _put(filesystem: pafs.FileSystem, folder: str, table: pa.Table) -> None:
-    """Write `table` (minus the partition column) as a new whole fragment in `folder`."""
+def _put(filesystem: pafs.FileSystem, folder: str, table: pa.Table, name: str | None = None) -> None:
+    """Write `table` (minus the partition column) as a whole fragment `part-<name>.parquet` in `folder` (a
+    new uuid by default; a given name replaces a fragment of that name whole)."""
     sink = pa.BufferOutputStream()
     pq.write_table(table.drop_columns(["sweep"]), sink)
     data = sink.getvalue()
-    final = f"{folder}/part-{uuid.uuid4().hex}.parquet"
+    final = f"{folder}/part-{name or uuid.uuid4().hex}.parquet"
     if isinstance(filesystem, pafs.LocalFileSystem):
         os.makedirs(folder, exist_ok=True)
         tmp = f"{folder}/.tmp-{uuid.uuid4().hex}"
@@ -94,78 +79,6 @@ def _put(filesystem: pafs.FileSystem, folder: str, table: pa.Table) -> None:
         filesystem.create_dir(folder, recursive=True)
         with filesystem.open_output_stream(final) as f:
             f.write(data)
-
-
-def _fragments(filesystem: pafs.FileSystem, base: str, kind: str, sweep: str | None) -> list[str]:
-    """Paths of whole fragments (``sweep=*/part-*.parquet``) of one table, optionally of one sweep."""
-    top = f"{base}/{kind}" + ("" if sweep is None else f"/sweep={check_sweep(sweep)}")
-    infos = filesystem.get_file_info(pafs.FileSelector(top, recursive=True, allow_not_found=True))
-    return sorted(
-        i.path
-        for i in infos
-        if i.type == pafs.FileType.File
-        and i.base_name.startswith("part-")
-        and i.base_name.endswith(".parquet")
-        and i.path.rsplit("/", 2)[-2].startswith("sweep=")
-    )
-
-
-def _readable(
-    fs: pafs.FileSystem, paths: list[str], kind: str, skip_corrupt: bool
-) -> tuple[list[str], pa.Schema]:
-    """Fragments whose Parquet footer reads and holds this table's key columns (one footer read per file),
-    and the schema to read them with: the declared columns, then the metric columns of any footer in order
-    of first appearance."""
-    needed = {"run_id", "write_id", "status" if kind == "runs" else "step"}
-    declared = _READ_SCHEMAS[kind]
-    good, metrics = [], {}
-    for path in paths:
-        try:
-            with fs.open_input_file(path) as f:
-                names = pq.read_schema(f).names
-            problem = f"lacks columns {sorted(needed - set(names))}" if needed - set(names) else None
-        except (pa.ArrowInvalid, OSError) as err:
-            problem = f"is not a whole Parquet file ({err})"
-        if problem is None:
-            good.append(path)
-            metrics.update((n, None) for n in names if n not in declared.names and is_metric_column(kind, n))
-        elif skip_corrupt:
-            warnings.warn(f"skipping {path}: it {problem}", stacklevel=3)
-        else:
-            raise UserError(
-                f"{path} {problem}: move it out of the results directory, or skip such files explicitly "
-                "(skip_corrupt=True, --skip-corrupt)"
-            )
-    return good, with_metrics(declared, list(metrics))
-
-
-def _read(
-    fs: pafs.FileSystem,
-    base: str,
-    kind: str,
-    sweep: str | None,
-    columns: list[str] | None = None,
-    where: pc.Expression | None = None,
-    skip_corrupt: bool = False,
-) -> pa.Table:
-    """Whole fragments of one table as Arrow; low-cardinality strings come back dictionary-encoded."""
-    paths, schema = _readable(fs, _fragments(fs, base, kind, sweep), kind, skip_corrupt)
-    if not paths:
-        return schema.empty_table().select(columns or schema.names)
-    # A declared schema (not each file's): fragments written before a column existed read it as null, and
-    # file columns it lacks (retired ones) are not read.
-    dataset = ds.dataset(
-        paths,
-        schema=schema,
-        format=_FORMAT,
-        filesystem=fs,
-        partitioning=_PARTITIONING,
-        partition_base_dir=f"{base}/{kind}",
-    )
-    try:
-        return dataset.to_table(columns=columns, filter=where)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OSError) as err:
-        raise UserError(f"{base}/{kind}: a fragment does not match grokscan's {kind} schema ({err})") from err
 
 
 def _first_rows(keys: pa.Table, first_by: pa.Table | None = None) -> pa.Array:
@@ -252,7 +165,7 @@ def load_runs(
             unless `skip_corrupt` (then such a file is skipped with a warning).
     """
     filesystem, base = _resolve(path)
-    table = _dedupe_runs(_read(filesystem, base, "runs", sweep, skip_corrupt=skip_corrupt))
+    table = _dedupe_runs(read_fragments(filesystem, base, "runs", sweep, skip_corrupt=skip_corrupt)[0])
     runs = _to_pandas(table)
     runs.insert(runs.columns.get_loc(METRICS_AFTER) + 1, "phase", phases(runs, gap))
     return runs
@@ -267,32 +180,95 @@ def load_curves(
     filesystem, base = _resolve(path)
     where = None if run_ids is None else pc.field("run_id").isin(pa.array(list(run_ids), pa.string()))
     columns = ["sweep", "run_id", *_RUN_ORDER]
-    runs = _read(filesystem, base, "runs", sweep, columns=columns, where=where, skip_corrupt=skip_corrupt)
-    curves = _read(filesystem, base, "curves", sweep, where=where, skip_corrupt=skip_corrupt)
+    runs, _ = read_fragments(filesystem, base, "runs", sweep, columns, where, skip_corrupt)
+    curves, _ = read_fragments(filesystem, base, "curves", sweep, where=where, skip_corrupt=skip_corrupt)
     return _to_pandas(_kept_curves(curves, _dedupe_runs(runs)))
 
 
-def compact(path: str, sweep: str) -> int:
-    """Rewrite one sweep's fragments as one deduplicated fragment per table; return the runs rows kept.
+@dataclass(frozen=True)
+class CompactionStats:
+    """What `compact` did to one sweep.
 
-    Rows keep their original ``write_id`` and ``created_at``, so a concurrent reader that sees both the
-    old and the new fragments (until the old ones are deleted) still dedupes to the same result. Columns
-    grokscan no longer stores (see module doc) are dropped.
+    Attributes:
+        sweep: The sweep compacted.
+        fragments_before: Runs and curves fragments read (the compaction's inputs).
+        fragments_after: Runs and curves fragments listed once it is done: its outputs, plus any fragment a
+            concurrent writer added meanwhile (left as it is).
+        rows_read: Runs rows in the inputs, duplicates included.
+        rows_kept: Runs rows written: one per run (see module doc).
+        curve_rows_kept: Curves rows written.
     """
+
+    sweep: str
+    fragments_before: int
+    fragments_after: int
+    rows_read: int
+    rows_kept: int
+    curve_rows_kept: int
+
+
+def compact(path: str, sweep: str) -> CompactionStats:
+    """Rewrite one sweep's fragments as one deduplicated fragment per table.
+
+    Safe with concurrent readers, writers and compactions, and never drops a kept row: the inputs are
+    exactly the fragments read; the new fragments are written whole before any input is deleted; a
+    fragment written meanwhile is neither read nor deleted; curves with no runs row among the inputs (a
+    write in flight: its runs fragment, the commit record, lands last) are carried over; a reader whose
+    listed fragment vanished reads on from a fresh listing (`grokscan.results.fragments`). Rows keep their
+    ``write_id`` and ``created_at``, so a reader that sees old and new fragments at once dedupes to the
+    same result; two compactions at once can leave duplicate rows, which dedupe removes. A sweep with at
+    most one fragment per table is left as it is. Columns grokscan no longer stores (see module doc) are
+    dropped.
+
+    Raises:
+        UserError: an invalid sweep name, or a fragment that is not grokscan's (see `load_runs`).
+    """
+    check_sweep(sweep)
     filesystem, base = _resolve(path)
-    old = [p for kind in ("runs", "curves") for p in _fragments(filesystem, base, kind, sweep)]
-    all_runs, all_curves = (_read(filesystem, base, kind, sweep) for kind in ("runs", "curves"))
+    all_runs, run_paths = read_fragments(filesystem, base, "runs", sweep)
+    all_curves, curve_paths = read_fragments(filesystem, base, "curves", sweep)
+    inputs = [*run_paths, *curve_paths]
+    if len(run_paths) <= 1 and len(curve_paths) <= 1:
+        n = all_runs.num_rows
+        return CompactionStats(sweep, len(inputs), len(inputs), n, n, all_curves.num_rows)
     runs = _dedupe_runs(all_runs)
-    # Curves with no runs row at all may belong to a write still in flight: carry them over unread.
-    pending = pc.invert(pc.is_in(_key(all_curves, _RUN_KEYS), value_set=_key(all_runs, _RUN_KEYS)))
-    curves = pa.concat_tables([_kept_curves(all_curves, runs), all_curves.filter(pending)])
+    # Curves with no runs row at all may belong to a write still in flight: carry them over, once each
+    # (a concurrent compaction may have carried them too).
+    pending = all_curves.filter(
+        pc.invert(pc.is_in(_key(all_curves, _RUN_KEYS), value_set=_key(all_runs, _RUN_KEYS)))
+    )
+    key = pa.table({"key": _key(pending, _RUN_KEYS), "step": pending.column("step")})
+    pending = _take(pending, _first_rows(key))
+    curves = pa.concat_tables([_kept_curves(all_curves, runs), pending])
     if curves.num_rows:
         _put(filesystem, f"{base}/curves/sweep={sweep}", curves)
     if runs.num_rows:
         _put(filesystem, f"{base}/runs/sweep={sweep}", runs)
-    for fragment in old:
-        filesystem.delete_file(fragment)
-    return runs.num_rows
+    for fragment in inputs:
+        # Already gone: a concurrent compaction read it too, and wrote its rows first.
+        with contextlib.suppress(FileNotFoundError):
+            filesystem.delete_file(fragment)
+    after = sum(len(list_fragments(filesystem, base, kind, sweep)) for kind in ("runs", "curves"))
+    return CompactionStats(sweep, len(inputs), after, all_runs.num_rows, runs.num_rows, curves.num_rows)
+
+
+def sweeps(path: str) -> list[str]:
+    """Names of the sweeps stored under `path` (its ``runs/sweep=*`` and ``curves/sweep=*`` folders),
+    sorted; reads no fragment."""
+    filesystem, base = _resolve(path)
+    names = set()
+    for kind in ("runs", "curves"):
+        selector = pafs.FileSelector(f"{base}/{kind}", allow_not_found=True)
+        for info in filesystem.get_file_info(selector):
+            if info.type == pafs.FileType.Directory and info.base_name.startswith("sweep="):
+                names.add(info.base_name.removeprefix("sweep="))
+    return sorted(names)
+
+
+def _content_id(sweep: str, results: Sequence[RunResult], errors: Sequence[tuple[RunConfig, str]]) -> str:
+    """A write's name from what it holds: the same runs of the same kinds give the same name."""
+    ok, failed = sorted(r.run_id for r in results), sorted(c.run_id for c, _ in errors)
+    return hashlib.sha256(f"{sweep}|{','.join(ok)}|{','.join(failed)}".encode()).hexdigest()[:32]
 
 
 class Store:
@@ -302,7 +278,11 @@ class Store:
         self._fs, self._base = _resolve(root)
 
     def write(
-        self, sweep: str, results: Sequence[RunResult] = (), errors: Sequence[tuple[RunConfig, str]] = ()
+        self,
+        sweep: str,
+        results: Sequence[RunResult] = (),
+        errors: Sequence[tuple[RunConfig, str]] = (),
+        idempotent: bool = False,
     ) -> str:
         """Append finished runs (ok or diverged) and failed runs as one fragment per table.
 
@@ -310,15 +290,18 @@ class Store:
             sweep: Sweep name: letters, digits, '_', '.', '-'.
             results: Finished runs.
             errors: ``(config, message)`` per run whose training raised; runs sharing a message were one pack.
+            idempotent: Name the write by its content (sweep and the run ids of each kind) instead of a new
+                uuid, so writing the same runs again (a trial retried after a lost node re-trains its pack)
+                replaces those fragments instead of adding copies.
 
         Returns:
-            The write_id (uuid4 hex) stamped on every row written.
+            The write_id (uuid4 hex, or the content's hash) stamped on every row written.
 
         Raises:
             UserError: an invalid sweep name (nothing is written).
         """
         check_sweep(sweep)
-        write_id = uuid.uuid4().hex
+        write_id = _content_id(sweep, results, errors) if idempotent else uuid.uuid4().hex
         runs, curves = result_rows(sweep, results, write_id)
         by_message: dict[str, list[RunConfig]] = defaultdict(list)
         for config, message in errors:
@@ -327,16 +310,22 @@ class Store:
         # Error rows have no metric columns: promotion fills them with null.
         runs = pa.concat_tables([runs, *failed], promote_options="default")
         # Runs last: its row is the commit record, so a crash in between leaves only curves readers ignore.
+        name = write_id if idempotent else None
         if curves.num_rows:
-            _put(self._fs, f"{self._base}/curves/sweep={sweep}", curves)
+            _put(self._fs, f"{self._base}/curves/sweep={sweep}", curves, name)
         if runs.num_rows:
-            _put(self._fs, f"{self._base}/runs/sweep={sweep}", runs)
+            _put(self._fs, f"{self._base}/runs/sweep={sweep}", runs, name)
         return write_id
+
+    def write_invalid(self, sweep: str, point: dict, error: str) -> str:
+        """Store an "error" row for a proposed point that is no valid RunConfig; returns its run_id."""
+        run_id, runs = invalid_rows(check_sweep(sweep), point, error, uuid.uuid4().hex)
+        _put(self._fs, f"{self._base}/runs/sweep={sweep}", runs)
+        return run_id
 
     def done_run_ids(self, sweep: str | None = None) -> set[str]:
         """run_ids with a finished runs row (ok or diverged) in one sweep or all: a resumed sweep skips them
         and retries runs that only have an error row."""
-        table = _read(
-            self._fs, self._base, "runs", sweep, columns=["run_id"], where=pc.field("status") != "error"
-        )
+        where = pc.field("status") != "error"
+        table, _ = read_fragments(self._fs, self._base, "runs", sweep, columns=["run_id"], where=where)
         return set(pc.unique(table.column("run_id")).to_pylist())

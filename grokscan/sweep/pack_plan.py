@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Sequence
 
 from grokscan.config import RunConfig
-from grokscan.engine.packing import make_packs
+from grokscan.engine.packing import CPU_PACK_MAX, make_packs
 from grokscan.sweep.space import Sweep
 
 GPU_PACK_MAX = 1024
@@ -50,12 +50,12 @@ def choose_pack_size(
 def default_pack_size(configs: Sequence[RunConfig], gpus_per_trial: float, cpu_slots: int) -> int:
     """GPU: the largest pack of the most memory-hungry shape in `configs` that fits the trial's share of a
     GPU (`engine.memory.fitting_pack_size`, at most GPU_PACK_MAX). CPU: PACKS_PER_SLOT packs per slot
-    (load balance), at most engine.memory.CPU_PACK_MAX (larger CPU packs are slower per member)."""
-    from grokscan.engine import memory  # torch: needed to size packs, not to validate a sweep
-
+    (load balance), at most CPU_PACK_MAX (larger CPU packs are slower per member)."""
     if gpus_per_trial > 0:
+        from grokscan.engine import memory  # torch: needed to size GPU packs only, never on a CPU driver
+
         return memory.fitting_pack_size(configs, gpu_free_bytes(gpus_per_trial), cap=GPU_PACK_MAX)
-    return max(1, min(memory.CPU_PACK_MAX, math.ceil(len(configs) / (PACKS_PER_SLOT * max(1, cpu_slots)))))
+    return max(1, min(CPU_PACK_MAX, math.ceil(len(configs) / (PACKS_PER_SLOT * max(1, cpu_slots)))))
 
 
 def gpu_free_bytes(gpus_per_trial: float) -> int:

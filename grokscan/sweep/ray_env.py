@@ -9,6 +9,8 @@ To join a cluster, $RAY_ADDRESS must be set before that first import (`grokscan 
 from __future__ import annotations
 
 import os
+import socket
+import uuid
 
 
 def _set_switches() -> None:
@@ -28,7 +30,7 @@ from ray import tune  # noqa: E402
 
 from grokscan.errors import UserError  # noqa: E402
 
-__all__ = ["ray", "tune", "init_ray", "cluster_cpu_slots"]
+__all__ = ["ray", "tune", "init_ray", "cluster_cpu_slots", "check_store_visible"]
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None, object_store_mb: int = 512) -> None:
@@ -56,3 +58,46 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, object_sto
 def cluster_cpu_slots() -> int:
     """CPU slots of the running Ray cluster (at least 1)."""
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+@ray.remote(num_cpus=0)
+def _sees(path: str) -> tuple[bool, str]:
+    return os.path.isfile(path), socket.gethostname()
+
+
+def check_store_visible(storage: str, timeout_s: float = 120.0) -> str:
+    """The store root as trials reach it: an object-store URI as is, a local directory as an absolute path
+    (Tune runs trials in their own working directories). Trials write the store themselves, so every node
+    of the cluster must see a local directory: a probe file written here must be visible from each alive
+    node (one zero-CPU task per node). Raises UserError naming the nodes that do not see it."""
+    if "://" in storage:
+        return storage
+    root = os.path.abspath(storage)
+    nodes = [n for n in ray.nodes() if n["Alive"]]
+    if len(nodes) < 2:
+        return root
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    probe = os.path.join(root, f".probe-{uuid.uuid4().hex}")
+    os.makedirs(root, exist_ok=True)
+    with open(probe, "wb"):
+        pass
+    try:
+        tasks = [
+            _sees.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(
+                probe
+            )
+            for n in nodes
+        ]
+        seen = ray.get(tasks, timeout=timeout_s)
+    finally:
+        os.remove(probe)
+    blind = [
+        f"{n['NodeManagerAddress']} ({host})" for n, (ok, host) in zip(nodes, seen, strict=True) if not ok
+    ]
+    if blind:
+        raise UserError(
+            f"--storage {storage}: {root} is not visible from Ray node(s) {', '.join(blind)}; trials write "
+            "the store themselves, so on a cluster use s3://bucket/prefix or a filesystem shared at one path"
+        )
+    return root

@@ -1,9 +1,9 @@
 """Run a sweep on Ray Tune: `run_sweep`, the entry point for grid and adaptive sweeps alike.
 
 A grid sweep runs one trial per pack (`pack_plan`); an adaptive one goes to `search_runner`, where the
-search algorithm proposes the trials. Either way a driver-side callback writes finished runs to the store
-(`store_callback`), and runs already in the store are never trained again: rerunning a sweep after a crash
-trains only what is missing.
+search algorithm proposes the trials. Either way the trials write their finished runs to the store
+(`trials`), a driver-side callback counts them (`store_callback`), and runs already in the store are never
+trained again: rerunning a sweep after a crash trains only what is missing.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from __future__ import annotations
 import time
 
 from grokscan.results.store import Store
+from grokscan.sweep.compaction import compact_on_cluster
 from grokscan.sweep.pack_plan import choose_pack_size, plan_packs, trial_gpus
-from grokscan.sweep.ray_env import cluster_cpu_slots, init_ray, tune
+from grokscan.sweep.ray_env import check_store_visible, cluster_cpu_slots, init_ray, tune
 from grokscan.sweep.search_runner import run_search
 from grokscan.sweep.space import Sweep
 from grokscan.sweep.store_callback import StoreCallback, SweepOutcome
@@ -30,6 +31,7 @@ def run_sweep(
     max_concurrent: int | None = None,
     max_failures: int = 2,
     quiet: bool = False,
+    compact: bool = True,
 ) -> SweepOutcome:
     """Train every run of `sweep` not yet in `storage` on Ray Tune and write results there (an adaptive
     sweep: the runs its search algorithm proposes; `pack_size` applies to grids only).
@@ -43,10 +45,12 @@ def run_sweep(
         max_concurrent: trials at once (default: the file's max_concurrent, else as resources allow).
         max_failures: retries of a failed trial before its runs are stored with status "error".
         quiet: no progress lines on stderr.
+        compact: merge the sweep's fragments once it ends (`grokscan.results.store.compact`); trials write
+            one fragment pair per eval at which runs end, and every load opens every fragment.
     """
     if sweep.search is not None:
         kw = dict(gpus_per_trial=gpus_per_trial, max_concurrent=max_concurrent, max_failures=max_failures)
-        return run_search(sweep, storage, address=address, quiet=quiet, **kw)
+        return run_search(sweep, storage, address=address, quiet=quiet, compact=compact, **kw)
     start = time.monotonic()
     store = Store(storage)
     done = store.done_run_ids(sweep.name)
@@ -55,6 +59,7 @@ def run_sweep(
     if not todo:
         return SweepOutcome(len(sweep.configs), skipped, 0, 0, time.monotonic() - start)
     init_ray(address)
+    root = check_store_visible(storage)
     size = choose_pack_size(
         sweep, todo, requested=pack_size, gpus_per_trial=gpus_per_trial, cpu_slots=cluster_cpu_slots()
     )
@@ -69,7 +74,9 @@ def run_sweep(
         callback.failed_trials.clear()
         fit_trials(
             sweep,
-            tune.with_parameters(pack_trial, packs=packs, fixed={}, metric=None),
+            tune.with_parameters(
+                pack_trial, packs=packs, fixed={}, metric=None, storage=root, sweep=sweep.name
+            ),
             callback,
             gpus=trial_gpus(sweep, gpus_per_trial),
             param_space={"pack": tune.grid_search(pending)},
@@ -80,4 +87,6 @@ def run_sweep(
         pending = sorted({cfg["pack"] for cfg, _ in callback.failed_trials})
         if not pending:
             break
-    return callback.outcome(len(sweep.configs), skipped, start)
+    return callback.outcome(
+        len(sweep.configs), skipped, start, compact_on_cluster(root, sweep.name) if compact else None
+    )

@@ -17,8 +17,9 @@ from grokscan.config import RunConfig
 from grokscan.errors import UserError
 from grokscan.results.store import Store, load_runs
 from grokscan.sweep.adaptive import CriticalFraction, Search, objective
+from grokscan.sweep.compaction import compact_on_cluster
 from grokscan.sweep.pack_plan import trial_gpus
-from grokscan.sweep.ray_env import init_ray, tune
+from grokscan.sweep.ray_env import check_store_visible, init_ray, tune
 from grokscan.sweep.space import Sweep
 from grokscan.sweep.store_callback import StoreCallback, SweepOutcome
 from grokscan.sweep.trials import pack_trial, reported_runs, trial_configs
@@ -41,6 +42,7 @@ def run_search(
     max_concurrent: int | None,
     max_failures: int,
     quiet: bool,
+    compact: bool = True,
 ) -> SweepOutcome:
     """Train the runs `sweep.search` proposes that are not yet in `storage` (see `runner.run_sweep`)."""
     start, search, store = time.monotonic(), sweep.search, Store(storage)
@@ -55,6 +57,7 @@ def run_search(
     if not left:
         return SweepOutcome(reused, reused, 0, 0, time.monotonic() - start)
     init_ray(address)
+    root = check_store_visible(storage)
     fixed = {} if search.critical else search.fixed  # a CriticalFraction trial carries whole configs
     callback = StoreCallback(
         store, sweep.name, sweep.max_runs, reused, quiet, lambda c: trial_configs(c, [], fixed)
@@ -62,7 +65,9 @@ def run_search(
     metric = None if search.critical else search.metric
     fit_trials(
         sweep,
-        tune.with_parameters(pack_trial, packs=[], fixed=fixed, metric=metric),
+        tune.with_parameters(
+            pack_trial, packs=[], fixed=fixed, metric=metric, storage=root, sweep=sweep.name
+        ),
         callback,
         gpus=trial_gpus(sweep, gpus_per_trial),
         param_space={},
@@ -72,7 +77,8 @@ def run_search(
         num_samples=num_samples,
     )
     reused = alg.reused if search.critical else reused
-    return callback.outcome(len(callback.written) + len(callback.failed) + reused, reused, start)
+    stats = compact_on_cluster(root, sweep.name) if compact else None
+    return callback.outcome(len(callback.written) + reused, reused, start, stats)
 
 
 def _warm_start(search: Search, stored: pd.DataFrame) -> int:
@@ -131,7 +137,7 @@ class _Bisect(tune.search.Searcher):
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         for run in reported_runs(result):
-            self.outcomes[run.run_id] = run.step_gen is not None
+            self.outcomes[run.run_id] = None if run.status == "error" else run.generalized
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         if result:

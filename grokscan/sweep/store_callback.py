@@ -1,7 +1,9 @@
-"""The driver side of a sweep: a Tune callback that writes reported runs to the store and prints progress.
+"""The driver side of a sweep: a Tune callback that counts the runs trials have stored, prints progress, and
+keeps the runs of trials that failed for good (Ray-level failures, e.g. a lost node, where no trial code ran
+to the end to record them).
 
-Runs trained on any node land in one results directory, each exactly once: a trial retried after a node
-failure re-trains and re-reports its pack, and runs already written are skipped.
+Trials write their runs to the store themselves (`trials.pack_trial`), so the driver holds no run data: a
+driver killed at any moment loses no run a trial has reported.
 """
 
 from __future__ import annotations
@@ -13,11 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from grokscan.config import RunConfig
-from grokscan.results.store import Store
+from grokscan.results.store import CompactionStats, Store
 from grokscan.sweep.ray_env import tune
 from grokscan.sweep.trials import reported_runs
 
-FLUSH_EVERY_S = 10.0  # buffered runs are written at least this often (and when a trial completes)
 PRINT_EVERY_S = 2.0
 
 
@@ -33,7 +34,8 @@ def _error_text(trial) -> str:
 
 @dataclass
 class SweepOutcome:
-    """What `run_sweep` did: runs trained now, runs skipped (already stored), and failures."""
+    """What `run_sweep` did: runs trained now (`written`), runs skipped (already stored), and runs stored as
+    failed (`errors`)."""
 
     total: int
     skipped: int
@@ -43,36 +45,33 @@ class SweepOutcome:
     trained_s: float = 0.0  # summed per-run wall time of the runs trained now
     retries: int = 0  # trials restarted after a failure (e.g. a lost node)
     statuses: dict[str, int] = field(default_factory=dict)
+    compaction: CompactionStats | None = None  # the store's compaction once the sweep ended
 
 
 class StoreCallback(tune.Callback):
-    """Driver side: buffer reported runs, write them to the store in fragments, print progress."""
+    """Driver side: count the runs trials report as stored, print progress, remember failed trials."""
 
     def __init__(
         self, store: Store, sweep: str, total: int, done_before: int, quiet: bool, configs_of: Callable
     ) -> None:
         self.store, self.sweep, self.total, self.quiet = store, sweep, total, quiet
         self.configs_of = configs_of  # trial config -> its RunConfigs
-        self.done, self.buffer = done_before, []
-        self.written: set[str] = set()
+        self.done = self.done_before = done_before
+        self.written: set[str] = set()  # run ids trials reported as stored (any status)
         self.generalized = self.trained_s = self.retries = 0
         self.statuses: dict[str, int] = {}
         self.failed_trials: list[tuple[dict, str]] = []  # configs of trials that failed for good, error line
-        self.start = self.last_flush = self.last_print = time.monotonic()
-        self.done_before = done_before
+        self.start = self.last_print = time.monotonic()
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         for run in reported_runs(result):
             if run.run_id in self.written:  # a retried trial re-reports its pack
                 continue
             self.written.add(run.run_id)
-            self.buffer.append(run)
             self.done += 1
-            self.generalized += run.step_gen is not None
+            self.generalized += run.generalized
             self.trained_s += run.wall_s
             self.statuses[run.status] = self.statuses.get(run.status, 0) + 1
-        if time.monotonic() - self.last_flush > FLUSH_EVERY_S:
-            self.flush()
         self.progress()
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
@@ -89,30 +88,32 @@ class StoreCallback(tune.Callback):
         runs = [(c, text) for cfg, text in self.failed_trials for c in self.configs_of(cfg)]
         return [(c, text) for c, text in runs if c.run_id not in self.written]
 
-    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self.flush()
+    def write_failed(self) -> None:
+        """Store the runs of trials that failed for good as "error" rows."""
+        failed = self.failed
+        if failed:
+            self.store.write(self.sweep, errors=failed, idempotent=True)
+            self.written.update(c.run_id for c, _ in failed)
+            self.statuses["error"] = self.statuses.get("error", 0) + len(failed)
 
     def on_experiment_end(self, trials, **info) -> None:
-        self.flush()
         self.progress(force=True)
 
-    def outcome(self, total: int, skipped: int, start: float) -> SweepOutcome:
+    def outcome(
+        self, total: int, skipped: int, start: float, compaction: CompactionStats | None = None
+    ) -> SweepOutcome:
+        errors = self.statuses.get("error", 0)
         return SweepOutcome(
             total,
             skipped,
-            len(self.written),
-            len(self.failed),
+            len(self.written) - errors,
+            errors,
             time.monotonic() - start,
             self.trained_s,
             self.retries,
             self.statuses,
+            compaction,
         )
-
-    def flush(self) -> None:
-        if self.buffer:
-            self.store.write(self.sweep, self.buffer)
-            self.buffer = []
-        self.last_flush = time.monotonic()
 
     def progress(self, force: bool = False) -> None:
         now = time.monotonic()

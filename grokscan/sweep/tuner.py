@@ -49,7 +49,5 @@ def fit_trials(
         ).fit()
     finally:
         shutil.rmtree(tune_dir, ignore_errors=True)
-    failed = callback.failed
-    if failed and write_errors:
-        callback.store.write(sweep.name, errors=failed)
-        callback.statuses["error"] = len(failed)
+    if write_errors:
+        callback.write_failed()

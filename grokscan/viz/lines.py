@@ -104,6 +104,8 @@ def curves_figure(
 def _fit_label(fit: ScalingFit, n_x_generalized: int) -> str:
     lo, hi = fit.b_ci
     text = f"b = {fit.b:.3g}" + (f" [{lo:.3g}, {hi:.3g}]" if np.isfinite([lo, hi]).all() else "")
+    if fit.n_boot_failed:  # said here once, not as a warning per fit
+        text += f", {fit.n_boot_failed} of {fit.n_boot} resamples no fit"
     return text + (" (generalized at one x: weak)" if n_x_generalized < 2 else "")
 
 

@@ -68,7 +68,8 @@ def fit_table(
 
     Columns: `by` (when grouping), a, b and their 95% bootstrap CIs (a_lo, a_hi, b_lo, b_hi),
     slowdown_per_minus_0_1 (factor on step_gen when x drops by 0.1), n, n_censored, `<x>_at_budget` (x whose
-    predicted median step_gen equals the budget), method, and note (why a group could not be fit).
+    predicted median step_gen equals the budget), method, n_boot and n_boot_failed (bootstrap resamples
+    drawn, and those with no finite fit: see `bootstrap_note`), and note (why a group could not be fit).
 
     Raises:
         UserError: an unknown column (see `grid_axes`).
@@ -86,9 +87,29 @@ def fit_table(
         (a_lo, a_hi), (b_lo, b_hi) = fit.a_ci, fit.b_ci
         values = (fit.a, a_lo, a_hi, fit.b, b_lo, b_hi, fit.slowdown_per_minus_0_1, fit.n, fit.n_censored)
         row.update(zip(FIT_COLUMNS, values, strict=True))
-        rows.append({**row, f"{x}_at_budget": fit.x_at_budget, "method": fit.method, "note": ""})
-    columns = [*([by] if by else []), *FIT_COLUMNS, f"{x}_at_budget", "method", "note"]
-    return pd.DataFrame(rows).reindex(columns=columns)
+        boot = {"n_boot": fit.n_boot, "n_boot_failed": fit.n_boot_failed}
+        rows.append({**row, f"{x}_at_budget": fit.x_at_budget, "method": fit.method, **boot, "note": ""})
+    columns = [*([by] if by else []), *FIT_COLUMNS, f"{x}_at_budget", "method", "n_boot", "n_boot_failed"]
+    return pd.DataFrame(rows).reindex(columns=[*columns, "note"])
+
+
+def bootstrap_note(table: pd.DataFrame) -> str:
+    """One sentence on the bootstrap resamples of `fit_table`'s fits that had no finite fit, or "" when
+    none failed (said once for all groups, instead of a warning per fit)."""
+    failed = table[table["n_boot_failed"].fillna(0) > 0]
+    if failed.empty:
+        return ""
+    by = table.columns[0] if table.columns[0] != "a" else None
+    parts = []
+    for _, row in failed.iterrows():
+        value = None if by is None else f"{row[by]:g}" if isinstance(row[by], float) else str(row[by])
+        parts.append(
+            f"{int(row['n_boot_failed'])} of {int(row['n_boot'])}" + (f" at {by}={value}" if by else "")
+        )
+    return (
+        f"Bootstrap resamples with no finite fit: {', '.join(parts)} (no generalized run or a single x in "
+        "the resample, or a fit that ran off to zero spread); the CIs use the rest."
+    )
 
 
 def format_fit_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -182,7 +203,9 @@ def _scaling(runs: pd.DataFrame) -> str:
         "&gt; their last step); 95% bootstrap CIs. “slowdown per −0.1” is the factor by which the median "
         "step_gen grows when frac drops by 0.1.</p>"
     )
-    return caption + _table(format_fit_table(table)) + _figure(runs, "scaling", x="frac")
+    note = bootstrap_note(table)
+    note = f"<p class='note'>{html.escape(note)}</p>" if note else ""
+    return caption + _table(format_fit_table(table)) + note + _figure(runs, "scaling", x="frac")
 
 
 def write_report(

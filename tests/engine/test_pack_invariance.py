@@ -145,13 +145,35 @@ def test_pack_of_64_invariance(base: dict) -> None:
         assert_identical(packed[i], train_runs([configs[i]])[0])
 
 
-@pytest.mark.parametrize("base", [PARITY, dict(task="x+y", p=11, width=16, eval_every=10)])
-def test_pack_invariance_float32(base: dict) -> None:
-    configs = mixed({**base, "dtype": "float32"}, n=8)
-    packed = train_runs(configs)
-    assert {r.pack_size for r in packed} == {8}
-    for cfg, r in zip(configs, packed, strict=True):
-        assert_close(r, train_runs([cfg])[0], rtol=1e-5, atol=1e-6)
+FLOAT32_BASES = [
+    PARITY,
+    dict(task="x+y", p=11, width=16, eval_every=10),
+    dict(task="s3", model="transformer", width=6, heads=2, d_mlp=10, depth=2, eval_every=10),
+    dict(task="x-y", p=7, width=9, eval_every=10, optimizer="adam", loss="stablemax", grad_filter="grokfast"),
+    dict(
+        task="x*y",
+        p=11,
+        width=16,
+        eval_every=10,
+        optimizer="sgd",
+        momentum=0.9,
+        loss="mse",
+        grad_filter="perp",
+    ),
+]
+
+
+@pytest.mark.parametrize("n", [8, 64])
+@pytest.mark.parametrize(
+    "base", FLOAT32_BASES, ids=["parity", "x+y", "transformer", "adam-grokfast", "sgd-perp"]
+)
+def test_pack_invariance_float32_is_bitwise(base: dict, n: int) -> None:
+    """The default dtype: alone or in a pack of 8 or 64, a run's curves are bit-identical on CPU."""
+    configs = mixed({**base, "dtype": "float32"}, n=n)
+    packed = train_runs(configs, pack_size=n)
+    assert {r.pack_size for r in packed} == {n}
+    for i in sorted({0, 1, 5, n - 1}):
+        assert_identical(packed[i], train_runs([configs[i]])[0])
 
 
 def test_pack_invariance_with_chunked_eval(monkeypatch) -> None:

@@ -1,15 +1,17 @@
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from grokscan.errors import UserError
-from grokscan.results.analysis import ScalingFit, fit_scaling, naive_fit, phase_table
+from grokscan.results.analysis import ScalingFit, _neg_loglik, fit_scaling, naive_fit, phase_table
 
 
 def _runs(rows: list[tuple]) -> pd.DataFrame:
@@ -260,6 +262,114 @@ def test_band_comes_from_the_same_bootstrap_as_the_cis(synthetic):
     assert lo[1] == pytest.approx(np.percentile(np.exp(ok[:, 0] - ok[:, 1] * 0.5), 2.5))
     assert fit_scaling(runs, n_boot=0).band(grid) is None
     assert fit_scaling(runs, n_boot=5).band(grid) is None  # fewer than 10 resamples: no band
+
+
+def _demo_like(censored: dict[float, list[int | None]]) -> pd.DataFrame:
+    """Runs like one weight decay of the default demo: frac -> the step_gen of its 2 seeds (None: censored
+    at the 3,000-step budget; others stop 500 steps after generalizing)."""
+    rows = [
+        (f, 0.3, "ok", 50, g, 3000 if g is None else g + 500, N) for f, gs in censored.items() for g in gs
+    ]
+    return _runs(rows)
+
+
+# Every run censored at frac 0.4 and 0.5, half at 0.6: grokscan 0.2 warned "overflow encountered in exp"
+# and "invalid value encountered in matmul" here (exp(logpdf - log_ndtr) at z ~ 1e10 in a line search).
+USED_TO_WARN = _demo_like({0.4: [N, N], 0.5: [N, N], 0.6: [2400, N], 0.7: [1200, 1400], 0.8: [600, 700]})
+
+
+def test_fit_scaling_raises_no_numeric_warnings_on_censored_fractions():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = fit_scaling(USED_TO_WARN, "frac", n_boot=200, seed=0)
+    # Pinned from the code before the fix (its warnings aside), which agrees to ~1e-15.
+    assert fit.a == pytest.approx(12.262798996744248, rel=1e-6)
+    assert fit.b == pytest.approx(7.24923269208509, rel=1e-6)
+    assert fit.sigma == pytest.approx(0.1057103278338292, rel=1e-6)
+    assert fit.b_ci == pytest.approx((6.140315434311407, 8.734269731692473), rel=1e-6)
+    assert (fit.n, fit.n_censored, fit.n_boot, fit.n_boot_failed) == (10, 5, 200, 17)
+
+
+@pytest.mark.parametrize(
+    "theta",
+    [
+        [11.9, 6.9, -23.9],  # sigma ~ 4e-11: z ~ 1e10, where exp(logpdf - log_ndtr) overflowed
+        [1e300, -1e300, -1e5],
+        [-1e300, 1e300, 1e5],
+        [0.0, 1e308, -50.0],
+        [np.nan, 0.0, 0.0],
+        [np.inf, 0.0, 0.0],
+    ],
+)
+def test_neg_loglik_is_finite_or_inf_without_warnings_at_wild_points(theta):
+    x, logt, event = np.array([0.4, 0.6, 0.8]), np.log([3000.0, 2400.0, 600.0]), np.array([False, True, True])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value, grad = _neg_loglik(np.array(theta), x, logt, event, np.array([2.0, 1.0, 0.0]))
+    assert value == math.inf or math.isfinite(value)
+    assert np.isfinite(grad).all()
+
+
+def test_neg_loglik_gradient_matches_finite_differences_far_in_the_tail():
+    # z of the censored run ~ 30 and ~ -30: the inverse Mills ratio from erfcx keeps the gradient exact.
+    x, logt, event = (
+        np.array([0.4, 0.6, 0.8]),
+        np.log([3000.0, 2400.0, 600.0]),
+        np.array([False, True, False]),
+    )
+    for theta in ([0.0, -10.0, -1.0], [20.0, 0.0, -1.0], [8.0, 2.0, 0.5]):
+        theta = np.array(theta)
+        _, grad = _neg_loglik(theta, x, logt, event, np.ones(3))
+        numeric = [
+            (
+                _neg_loglik(theta + h, x, logt, event, np.ones(3))[0]
+                - _neg_loglik(theta - h, x, logt, event, np.ones(3))[0]
+            )
+            / 2e-6
+            for h in np.eye(3) * 1e-6
+        ]
+        assert grad == pytest.approx(numeric, rel=1e-5, abs=1e-6)
+
+
+def test_failed_bootstrap_resamples_are_a_count_not_a_warning():
+    # Generalized runs at one x only: most resamples are separated (sigma -> 0) or lose the generalized runs.
+    runs = _demo_like({0.4: [N, N], 0.5: [N, N], 0.6: [N, N], 0.7: [N, N], 0.8: [600, 700]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit = fit_scaling(runs, "frac", n_boot=200, seed=0)
+    assert 0 < fit.n_boot_failed < 200
+    assert fit.n_boot_failed == int(np.isnan(fit.boot[:, 0]).sum())
+    assert fit_scaling(runs, "frac", n_boot=0).n_boot_failed == 0
+
+
+def test_fit_verb_says_the_bootstrap_failures_once_in_words(tmp_path, capsys):
+    from grokscan.cli import main
+    from grokscan.config import RunConfig
+    from grokscan.result import RunResult
+    from grokscan.results.store import Store
+
+    results = []
+    for wd, steps in (
+        (0.3, USED_TO_WARN),
+        (1.0, _demo_like({0.4: [N, 2800], 0.6: [900, 1000], 0.8: [300, 350]})),
+    ):
+        for seed, row in enumerate(steps.itertuples()):
+            gen = None if pd.isna(row.step_gen) else int(row.step_gen)
+            config = RunConfig(task="x+y", p=31, frac=row.frac, weight_decay=wd, seed=seed, steps=3000)
+            results.append(RunResult(config, "ok", 50, gen, int(row.steps_run), {}, 1.0, "cpu", 1))
+    Store(str(tmp_path)).write("demo", results)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["fit", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    lines = [line for line in captured.out.splitlines() if "bootstrap resamples" in line.lower()]
+    assert len(lines) == 1, captured.out
+    assert re.fullmatch(
+        r"Bootstrap resamples with no finite fit: \d+ of 200 at weight_decay=0.3(, \d+ of 200 at "
+        r"weight_decay=1)? \(no generalized run .*\); the CIs use the rest\.",
+        lines[0],
+    )
+    assert captured.err == ""
 
 
 def test_analysis_imports_neither_torch_nor_ray():

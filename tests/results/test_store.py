@@ -97,10 +97,10 @@ def test_crash_leftovers_are_ignored(tmp_path, monkeypatch):
     # A write that dies after its curves fragment, before its runs fragment (the commit record).
     real_put = store._put
 
-    def crash_on_runs(fs, folder, table):
+    def crash_on_runs(fs, folder, table, name=None):
         if "/runs/" in folder:
             raise OSError("simulated crash")
-        real_put(fs, folder, table)
+        real_put(fs, folder, table, name)
 
     monkeypatch.setattr(store, "_put", crash_on_runs)
     with pytest.raises(OSError):
@@ -111,7 +111,7 @@ def test_crash_leftovers_are_ignored(tmp_path, monkeypatch):
     assert set(load_curves(str(tmp_path)).run_id) == {make_result(0).run_id}
     monkeypatch.undo()
     # Compaction cannot tell a crashed write from one still in flight, so it keeps unmatched curves.
-    assert compact(str(tmp_path), "c") == 1 and len(load_curves(str(tmp_path))) == 3
+    assert compact(str(tmp_path), "c").rows_kept == 1 and len(load_curves(str(tmp_path))) == 3
     assert pq.read_table(tmp_path / "curves" / "sweep=c" / files(tmp_path, "curves", "c")[0]).num_rows == 6
     assert files(tmp_path, "runs", "c")[0].startswith(".tmp-")  # compact leaves others' temp files alone
 
@@ -168,7 +168,7 @@ def test_compact_dedupes_and_reads_the_same(tmp_path):
     s.write("k", errors=[(RunConfig(seed=9), "boom")])
     s.write("other", [make_result(0)])
     before_runs, before_curves = load_runs(str(tmp_path), "k"), load_curves(str(tmp_path), "k")
-    assert compact(str(tmp_path), "k") == 3
+    assert compact(str(tmp_path), "k").rows_kept == 3
     assert len(files(tmp_path, "runs", "k")) == 1 and len(files(tmp_path, "curves", "k")) == 1
     pd.testing.assert_frame_equal(load_runs(str(tmp_path), "k"), before_runs)
     pd.testing.assert_frame_equal(load_curves(str(tmp_path), "k"), before_curves)
@@ -181,7 +181,7 @@ def test_compact_dedupes_and_reads_the_same(tmp_path):
         kind: {n: (tmp_path / kind / "sweep=k" / n).read_bytes() for n in files(tmp_path, kind, "k")}
         for kind in ("runs", "curves")
     }
-    assert compact(str(tmp_path), "k") == 4
+    assert compact(str(tmp_path), "k").rows_kept == 4
     for kind, fragments in saved.items():
         for name, data in fragments.items():
             (tmp_path / kind / "sweep=k" / name).write_bytes(data)
@@ -278,7 +278,7 @@ def test_compacting_old_results_drops_the_retired_columns(tmp_path):
     root = tmp_path / "v0"
     shutil.copytree(V0, root)
     before_runs, before_curves = load_runs(str(root)), load_curves(str(root))
-    assert compact(str(root), "smoke") == 4
+    assert compact(str(root), "smoke").rows_kept == 4
     raw = pq.read_table(root / "runs" / "sweep=smoke" / files(root, "runs", "smoke")[0])
     assert not {"phase", "gap"} & set(raw.column_names)
     pd.testing.assert_frame_equal(load_runs(str(root)), before_runs)
@@ -322,3 +322,30 @@ def test_a_metric_named_like_a_key_is_refused():
     clash.curves["run_id"] = [1.0, 2.0, 3.0]
     with pytest.raises(ValueError, match="run_id"):
         result_rows("x", [clash], "w")
+
+
+def test_an_idempotent_write_of_the_same_runs_replaces_its_fragments(tmp_path):
+    """A trial retried after a lost node re-trains its pack and writes the same runs again: the raw
+    fragments still hold each run once; other runs, or the same runs as errors, are other fragments."""
+    root, results = str(tmp_path), [make_result(0), make_result(1)]
+    first = Store(root).write("s", results, idempotent=True)
+    again = Store(root).write("s", [make_result(1, wall_s=9.0), make_result(0)], idempotent=True)
+    assert first == again and files(tmp_path, "runs", "s") == [f"part-{first}.parquet"]
+    raw = ds.dataset(tmp_path / "runs", partitioning="hive").to_table().to_pandas()
+    assert sorted(raw["seed"]) == [0, 1] and set(raw["write_id"]) == {first}
+    assert len(ds.dataset(tmp_path / "curves", partitioning="hive").to_table()) == 6
+    assert (load_runs(root).set_index("seed").loc[1, "wall_s"]) == 9.0  # the later copy replaced the first
+    Store(root).write("s", [make_result(2)], idempotent=True)
+    Store(root).write("s", errors=[(make_result(0).config, "boom")], idempotent=True)
+    assert len(files(tmp_path, "runs", "s")) == 3
+    assert len(ds.dataset(tmp_path / "runs", partitioning="hive").to_table()) == 4
+
+
+def test_an_invalid_proposal_is_stored_as_an_error_row(tmp_path):
+    point = {"task": "x/y", "p": 98, "frac": 0.5, "lr": [1e-3]}  # p not prime; a list fits no column
+    run_id = Store(str(tmp_path)).write_invalid("a", point, "RunConfig field 'p' = 98 is invalid: ...")
+    row = load_runs(str(tmp_path), "a").set_index("run_id").loc[run_id]
+    assert row["status"] == "error" and row["error"].startswith("RunConfig field 'p' = 98")
+    assert (row["task"], row["p"], row["frac"]) == ("x/y", 98, 0.5) and pd.isna(row["lr"])
+    assert row["censored"] and pd.isna(row["phase"]) and pd.isna(row["steps_run"])
+    assert Store(str(tmp_path)).done_run_ids("a") == set()  # an error: a rerun may propose it again

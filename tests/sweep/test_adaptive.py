@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import textwrap
 
+import pyarrow.dataset as ds
 import pytest
 
 from grokscan.cli import main
@@ -97,12 +98,17 @@ def _space(tmp_path, name: str, body: str):
     return str(path)
 
 
+def _raw(storage: str):
+    """Every runs row of every fragment, nothing deduplicated."""
+    return ds.dataset(f"{storage}/runs", partitioning="hive").to_table().to_pandas()
+
+
 def test_critical_fraction_sweep_stores_its_points_and_resumes_from_them(ray_local, tmp_path, capsys):
     path, storage = _space(tmp_path, "bisect", BISECT_SPACE), str(tmp_path / "results")
-    assert main(["run", path, "--storage", storage]) == 0
+    assert main(["run", path, "--storage", storage, "--no-compact"]) == 0
     first = capsys.readouterr().out
     runs = load_runs(storage, "bisect")
-    assert len(runs) and runs["run_id"].is_unique and set(runs["status"]) == {"ok"}
+    assert len(runs) == len(_raw(storage)) and set(runs["status"]) == {"ok"}  # each run written once
     # every point was trained for both seeds, at one of the searcher's fractions
     per_point = runs.groupby(["weight_decay", "frac"])["seed"].apply(sorted)
     assert all(seeds == [0, 1] for seeds in per_point)
@@ -118,10 +124,10 @@ def test_critical_fraction_sweep_stores_its_points_and_resumes_from_them(ray_loc
 
 def test_optuna_sweep_trains_num_samples_and_warm_starts_on_rerun(ray_local, tmp_path, capsys):
     path, storage = _space(tmp_path, "optuna", OPTUNA_SPACE), str(tmp_path / "results")
-    assert main(["run", path, "--storage", storage]) == 0
+    assert main(["run", path, "--storage", storage, "--no-compact"]) == 0
     out = capsys.readouterr().out
     runs = load_runs(storage, "optuna")
-    assert len(runs) == 4 and runs["run_id"].is_unique and set(runs["status"]) == {"ok"}
+    assert len(runs) == len(_raw(storage)) == 4 and set(runs["status"]) == {"ok"}  # each run written once
     assert runs["lr"].between(1e-3, 3e-2).all() and set(runs["weight_decay"]) <= {0.0, 1.0}
     assert runs["lr"].nunique() == 4  # sampled, not repeated
     assert "best runs by step_gen" in out
@@ -136,3 +142,26 @@ def test_dry_run_of_an_adaptive_sweep(tmp_path, capsys, space, expected):
     path = _space(tmp_path, "dry", space)
     assert main(["run", path, "--storage", str(tmp_path / "r"), "--dry-run"]) == 0
     assert expected in capsys.readouterr().out and not (tmp_path / "r").exists()
+
+
+INVALID_SPACE = """
+from ray import tune
+from ray.tune.search.optuna import OptunaSearch
+search_alg = OptunaSearch(seed=0)
+num_samples = 8
+param_space = {"task": "x/y", "p": tune.randint(97, 102), "width": 16, "steps": 100, "eval_every": 50,
+               "lr": tune.loguniform(1e-3, 3e-2)}
+"""
+
+
+def test_an_invalid_proposal_is_an_error_row_and_the_search_goes_on(ray_local, tmp_path):
+    """x/y needs a prime p: the domain's ends (97, 101) validate, but 98-100 do not. Each such proposal is
+    stored as an error row with its reason and scored as never generalizing; the others train."""
+    path, storage = _space(tmp_path, "invalid", INVALID_SPACE), str(tmp_path / "results")
+    assert main(["run", path, "--storage", storage]) == 1  # returns (no exception escapes): some runs failed
+    runs = load_runs(storage, "invalid")
+    assert len(runs) == 8
+    bad, good = runs[runs["status"] == "error"], runs[runs["status"] == "ok"]
+    assert len(bad) and len(good) and len(bad) + len(good) == 8
+    assert set(bad["p"]) <= {98, 99, 100} and set(good["p"]) <= {97, 101}
+    assert bad["error"].str.contains("p must be prime").all()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -45,3 +48,65 @@ def test_embedded_ray_is_loopback_only_with_token_auth_and_no_dashboard(space):
 def test_results_are_never_unpickled():
     source = "\n".join(p.read_text() for p in (ROOT / "grokscan").rglob("*.py"))
     assert "pickle" not in source and "read_pickle" not in source
+
+
+LISTEN_SPACE = """
+from ray import tune
+name = "listen"
+pack_size = 1
+param_space = {"p": 23, "width": 32, "lr": 1e-2, "steps": 400, "patience": 1000,
+               "seed": tune.grid_search(list(range(6)))}
+"""
+
+
+def _loopback(ip: str) -> bool:
+    """127.0.0.0/8, ::1, or an IPv4-mapped loopback address (::ffff:127.0.0.1)."""
+    address = ipaddress.ip_address(ip)
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
+
+
+def _listening(pid: int) -> list:
+    import psutil
+
+    procs = [psutil.Process(pid)]
+    procs += procs[0].children(recursive=True)
+    found = []
+    for proc in procs:
+        try:
+            found += [c for c in proc.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+@pytest.mark.slow
+def test_grokscan_run_listens_on_loopback_only(tmp_path):
+    """Every listening socket of a real `grokscan run` and its whole process tree (driver, GCS, raylet,
+    workers, agents), taken while trials train, is bound to loopback."""
+    from grokscan.results.store import Store
+
+    space, storage = tmp_path / "listen.py", tmp_path / "results"
+    space.write_text(LISTEN_SPACE)
+    exe = Path(sys.executable).with_name("grokscan")
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER")
+    }
+    proc = subprocess.Popen(
+        [str(exe), "run", str(space), "--storage", str(storage)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not Store(str(storage)).done_run_ids("listen"):
+            assert proc.poll() is None, "grokscan run ended before its trials were seen training"
+            time.sleep(0.2)
+        sockets = _listening(proc.pid)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    assert len(sockets) >= 3, sockets  # GCS, raylet and workers at least: the walk sees Ray's servers
+    assert all(_loopback(c.laddr.ip) for c in sockets), sorted({c.laddr for c in sockets})
