@@ -1,4 +1,5 @@
-"""`grokscan run | ls | plot | fit | report | compact`. Exit codes: 0 ok, 1 some runs failed, 2 bad input.
+"""`grokscan run | ls | plot | fit | report | compact | submit | status | logs`. Exit codes: 0 ok, 1 some runs
+failed, 2 bad input (`status`: see `grokscan.sweep.jobs`).
 
 Bad input is a `UserError` wherever it is found (space file, flag, storage, Ray address, results): one line
 `grokscan: ...` on stderr and exit code 2. Any other exception is a bug and keeps its traceback.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 
@@ -49,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("storage", nargs="?", default="results")
     ls.add_argument("--skip-corrupt", action="store_true", help="skip unreadable fragments with a warning")
     _compact_parser(verbs)
-    verbs_with_phases = [run, ls, *_analysis_parsers(verbs)]
+    submit = _job_parsers(verbs)
+    verbs_with_phases = [run, ls, submit, *_analysis_parsers(verbs)]
     for verb in verbs_with_phases:
         verb.add_argument(
             "--gap",
@@ -71,7 +74,7 @@ def _analysis_parsers(verbs: argparse._SubParsersAction) -> list[argparse.Argume
         verb.add_argument("--sweep", default=None, help=sweep_help)
     plot.add_argument("--x", default=None, help="column on the x axis (default: the first that varies)")
     plot.add_argument("--y", default=None, help="column on the y axis, or grouping the scaling fits")
-    plot.add_argument("--kind", choices=("phase", "time", "curves", "scaling"), default="phase")
+    plot.add_argument("--kind", choices=("phase", "time", "curves", "scaling", "positions"), default="phase")
     plot.add_argument("-o", "--output", default=None, help="image file (default: <sweep>_<kind>.png)")
     fit.add_argument("--x", default="frac", help="numeric column to fit against (default: frac)")
     fit.add_argument("--budget", type=int, default=None, help="steps for '<x> at budget' (default: max run)")
@@ -82,6 +85,7 @@ def _analysis_parsers(verbs: argparse._SubParsersAction) -> list[argparse.Argume
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     verbs = {"run": _run, "ls": _ls, "plot": _plot, "fit": _fit, "report": _report, "compact": _compact}
+    verbs.update(JOB_VERBS)
     try:
         if args.gap < 0:
             raise UserError(f"--gap {args.gap}: must be a number of steps >= 0")
@@ -130,7 +134,21 @@ def _run(args: argparse.Namespace) -> int:
     )
     print(f"results: {os.path.abspath(args.storage) if '://' not in args.storage else args.storage}")
     print(summary(sweep, args.storage, args.gap))
+    print(next_commands(args.storage, sweep.name, args.gap))
     return RUNS_FAILED if outcome.errors else 0
+
+
+def next_commands(storage: str, sweep: str, gap: int = DEFAULT_GAP) -> str:
+    """The commands that show a sweep's results, printed at the end of `run` (also in a job's logs)."""
+    where, gap_flag = shlex.quote(storage), f" --gap {gap}" if gap != DEFAULT_GAP else ""
+    return "\n".join(
+        [
+            "next:",
+            f"  grokscan plot {where} --sweep {sweep}{gap_flag}    # phase map (--kind time|curves|scaling)",
+            f"  grokscan report {where} --sweep {sweep}{gap_flag}  # one HTML page",
+            f"  grokscan serve {where}                               # live view in a browser",
+        ]
+    )
 
 
 def _dry_run(sweep: Sweep, args: argparse.Namespace) -> str:
@@ -222,7 +240,11 @@ def _plot(args: argparse.Namespace) -> int:
     from grokscan.viz.report import load_sweep
 
     name, runs = load_sweep(args.storage, args.sweep, gap=args.gap)
-    curves = load_curves(args.storage, name, run_ids=pick_runs(runs)) if args.kind == "curves" else None
+    curves = (
+        load_curves(args.storage, name, run_ids=None if args.kind == "positions" else pick_runs(runs))
+        if args.kind in ("curves", "positions")
+        else None
+    )
     fig = phase_diagram(runs, x=args.x, y=args.y, kind=args.kind, curves=curves, gap=args.gap)
     output = args.output or f"{name}_{args.kind}.png"
     os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
@@ -285,6 +307,84 @@ def _compact(args: argparse.Namespace) -> int:
             f"{stats.rows_kept} runs kept of {stats.rows_read} runs rows"
         )
     return 0
+
+
+def _job_parsers(verbs: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """`submit`, `status` and `logs`: a sweep as a Ray Job on a cluster (`grokscan.sweep.jobs`)."""
+    address = dict(
+        default=None,
+        help="the cluster's job server, http://HOST:8265 (default: "
+        "$RAY_API_SERVER_ADDRESS, else http://127.0.0.1:8265, where `ray dashboard` forwards it)",
+    )
+    submit = verbs.add_parser("submit", help="run a search-space file on a Ray cluster as a Ray Job")
+    submit.add_argument("space", help="search-space file (validated here, then shipped with the job)")
+    submit.add_argument("--address", **address)
+    submit.add_argument("--storage", default="results", help="s3://bucket/prefix, or a path on the cluster")
+    passed = "as for `grokscan run` (passed to the job)"
+    for flag, kw in (
+        ("--set", dict(dest="overrides", action="append", default=[], metavar="KEY=VALUE")),
+        ("--gpus-per-trial", dict(type=float)),
+        ("--pack-size", dict(type=int)),
+        ("--max-concurrent", dict(type=int)),
+        ("--yes", dict(action="store_true")),
+        ("--no-compact", dict(action="store_true")),
+    ):
+        submit.add_argument(flag, help=passed, **kw)
+    for name, what in (("status", "print a submitted sweep's status"), ("logs", "print a job's output")):
+        verb = verbs.add_parser(name, help=what)
+        verb.add_argument("job", help="job id, as `submit` printed it")
+        verb.add_argument("--address", **address)
+        verb.set_defaults(gap=DEFAULT_GAP)
+        if name == "logs":
+            verb.add_argument("--follow", action="store_true", help="stream the logs until the job ends")
+    return submit
+
+
+def _run_flags(args: argparse.Namespace) -> list[str]:
+    """The `grokscan run` flags of a `submit`, for the job's entrypoint (not --address or --storage)."""
+    flags = [flag for text in args.overrides for flag in ("--set", text)]
+    numbers = {"--gpus-per-trial": args.gpus_per_trial, "--pack-size": args.pack_size}
+    for flag, value in {**numbers, "--max-concurrent": args.max_concurrent}.items():
+        flags += [flag, str(value)] if value is not None else []
+    flags += ["--gap", str(args.gap)] if args.gap != DEFAULT_GAP else []
+    return flags + [flag for flag, on in (("--yes", args.yes), ("--no-compact", args.no_compact)) if on]
+
+
+def _submit(args: argparse.Namespace) -> int:
+    _check_numbers(args)
+    sweep = load_space(args.space, args.overrides)  # a bad file never reaches the cluster
+    check_size(sweep.max_runs, args.yes, args.space)
+    from grokscan.sweep.jobs import JobServer, job_storage
+
+    server, storage = JobServer(args.address), job_storage(args.storage)
+    job = server.submit(sweep, storage, _run_flags(args))
+    print(f"{sweep.name}: {sweep.max_runs} runs submitted to {server.url} as Ray job {job}")
+    print(f"  grokscan logs {job} --address {server.url} --follow  # its output, until it ends")
+    print(f"  grokscan status {job} --address {server.url}         # PENDING, RUNNING, SUCCEEDED, ...")
+    if "://" not in storage:
+        print(f"results: {storage} on the cluster's nodes (on a cloud cluster use s3://BUCKET/prefix)")
+    return 0
+
+
+def _job(args: argparse.Namespace) -> int:
+    """`status`, and `logs` (with --follow: the job's exit code once it ends, `grokscan.sweep.jobs`)."""
+    from grokscan.sweep.jobs import JobServer, exit_code, status_text
+
+    server = JobServer(args.address)
+    if args.verb == "logs":
+        try:
+            server.logs(args.job, follow=args.follow)
+        except KeyboardInterrupt:
+            print(f"\nstopped following {args.job}; the job goes on", file=sys.stderr)
+            return 130
+        if not args.follow:
+            return 0
+    info = server.details(args.job)
+    print(status_text(args.job, info), file=sys.stderr if args.verb == "logs" else sys.stdout)
+    return exit_code(info)
+
+
+JOB_VERBS = {"submit": _submit, "status": _job, "logs": _job}
 
 
 if __name__ == "__main__":

@@ -76,6 +76,13 @@ class RunConfig:
     eval_every: int = 50
     threshold: float = 0.99
     patience: int = 3
+    n_digits: int | None = None  # add_digits: digits per operand (default 5)
+    vocab: int | None = None  # repeat_subseq, max_of_seq: value tokens 0..vocab-1
+    seq_len: int | None = None  # repeat_subseq, max_of_seq: random tokens per sequence
+    sub_len: int | None = None  # repeat_subseq: tokens in the repeated subsequence (its first is the cue)
+    train_size: int | None = None  # sequence tasks, finite regime: training examples drawn from split_seed
+    regime: str | None = None  # sequence tasks: finite (train_size examples) | infinite (fresh each step)
+    val_size: int | None = None  # sequence tasks: fixed held-out examples step_gen is measured on
 
     def __post_init__(self) -> None:
         if self.width is None and isinstance(self.model, str) and self.model in MODELS:
@@ -120,8 +127,9 @@ class RunConfig:
 
     @property
     def n_train(self) -> int:
-        """Training rows: round(frac * n_rows) (Python rounding, as in the split)."""
-        return round(self.frac * self.n_rows)
+        """Training rows: round(frac * n_rows) (Python rounding, as in the split); a task that draws its own
+        examples says how many a step trains on (`Task.n_train`)."""
+        return TASKS.get(self.task).n_train(self)
 
 
 FIELD_NAMES = tuple(f.name for f in fields(RunConfig))
@@ -173,9 +181,8 @@ def _validate(cfg: RunConfig) -> None:
         registry.get(getattr(cfg, name)).validate(cfg)
     if not 0 < cfg.frac < 1:
         raise cfg_error("frac", cfg.frac, "must be strictly between 0 and 1")
-    n_rows = cfg.n_rows
-    n_train = round(cfg.frac * n_rows)
-    if not 1 <= n_train <= n_rows - 1:
+    n_rows, n_train = cfg.n_rows, cfg.n_train
+    if TASKS.get(cfg.task).frac_split and not 1 <= n_train <= n_rows - 1:
         raise cfg_error(
             "frac", cfg.frac, f"gives {n_train} of {n_rows} rows for training; need >= 1 on each side"
         )

@@ -26,6 +26,8 @@ def test_run_then_resume_trains_nothing(ray_local, tmp_path, capsys):
     fragments = list(Path(storage, "runs", "sweep=smoke").glob("part-*.parquet"))
     assert len(fragments) == 1 and len(pq.read_table(fragments[0])) == 4  # compacted once the sweep ended
     assert "4 runs trained, 0 already stored" in first and storage in first
+    for command in (f"plot {storage} --sweep smoke", f"report {storage} --sweep smoke", f"serve {storage}"):
+        assert f"\n  grokscan {command} " in first  # the summary names the next commands
     curves = load_curves(storage, "smoke")
     assert set(curves["run_id"]) == set(runs["run_id"])
     assert (curves.groupby("run_id")["step"].min() == 0).all()
@@ -130,3 +132,12 @@ def test_console_script_end_to_end(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert "2 runs trained" in done.stdout and "median step_gen" in done.stdout
     assert len(load_runs(str(storage), "smoke")) == 2
+
+
+def test_next_commands_quote_the_storage_and_carry_the_gap():
+    from grokscan.cli import next_commands
+
+    text = next_commands("my results", "wd_vs_frac", gap=500)
+    assert "grokscan plot 'my results' --sweep wd_vs_frac --gap 500" in text
+    assert "grokscan report 'my results' --sweep wd_vs_frac --gap 500" in text
+    assert "grokscan serve 'my results'" in text and "--gap" not in next_commands("r", "s")

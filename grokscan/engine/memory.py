@@ -14,6 +14,7 @@ from grokscan.config import RunConfig
 from grokscan.engine.models import Model
 from grokscan.engine.packing import CPU_PACK_MAX, pack_key
 from grokscan.registry import GRAD_FILTERS, OPTIMIZERS, TASKS
+from grokscan.tasks.base import Dims
 
 EVAL_ELEMENTS = 2**25  # activations per eval chunk: bounds eval memory whatever the pack size
 # pack_bytes checked against the peak RSS of 64-256-member CPU packs (glibc unmaps buffers over 32 MB, so
@@ -22,31 +23,33 @@ EVAL_PEAK = 0.75  # live share of the forward tensors in a no-grad eval (measure
 FIXED_COPIES = 3  # parameters, gradient and 1 P of update temporaries, besides optimizer/filter state
 
 
-def eval_chunk(cfg: RunConfig, n_inputs: int, n_classes: int) -> int:
+def eval_chunk(cfg: RunConfig, dims: Dims) -> int:
     """Members evaluated at once: about EVAL_ELEMENTS activations whatever the pack size."""
-    widest = max(cfg.width * n_inputs, cfg.d_mlp or 0, n_classes)
-    return max(1, EVAL_ELEMENTS // (cfg.n_rows * widest))
+    widest = max(cfg.width * dims.n_inputs, cfg.d_mlp or 0, dims.n_classes * (dims.n_outputs or 1))
+    return max(1, EVAL_ELEMENTS // (TASKS.get(cfg.task).eval_rows(cfg) * widest))
 
 
 def pack_bytes(cfg: RunConfig, members: int) -> int:
     """Estimated peak device bytes of a pack of `members` runs shaped like `cfg` (upper-side estimate).
 
     Per member: P parameters x dtype size for each of parameters, gradient, update temporaries and the
-    optimizer's and gradient filter's state copies; row ids, labels and train mask. Plus the larger (they
-    never coexist) of training activations (the model's training peak per row x rows per step, per member)
-    and eval activations (EVAL_PEAK x forward elements x all table rows, for one eval chunk of members
+    optimizer's and gradient filter's state copies; its row data (`Task.data_bytes`: row ids, labels and
+    train mask; a sequence run's own tokens and answers too). Plus the larger (they never coexist) of
+    training activations (the model's training peak per row x rows per step, per member) and eval
+    activations (EVAL_PEAK x forward elements x all rows an eval computes, for one eval chunk of members
     only). Not counted: shared tensors (task table, hyperparameters), the CUDA context, allocator rounding
     and caching: `pack_size_for`'s headroom covers them.
     """
-    dims = TASKS.get(cfg.task).dims(cfg)
+    task = TASKS.get(cfg.task)
+    dims = task.dims(cfg)
     model = Model(cfg, dims)
     state = OPTIMIZERS.get(cfg.optimizer).state_copies + GRAD_FILTERS.get(cfg.grad_filter).state_copies
     size = torch.finfo(getattr(torch, cfg.dtype)).bits // 8
     train_row, forward_row = model.arch.row_elements(cfg, dims)
-    fixed = model.n_params * (FIXED_COPIES + state) * size + 8 * cfg.n_train + 9 * cfg.n_rows
+    fixed = model.n_params * (FIXED_COPIES + state) * size + task.data_bytes(cfg)
     train_act = train_row * size * (cfg.batch_size or cfg.n_train) * members
-    chunk = min(members, eval_chunk(cfg, dims.n_inputs, dims.n_classes))
-    eval_act = EVAL_PEAK * forward_row * size * cfg.n_rows * chunk
+    chunk = min(members, eval_chunk(cfg, dims))
+    eval_act = EVAL_PEAK * forward_row * size * task.eval_rows(cfg) * chunk
     return int(fixed * members + max(train_act, eval_act))
 
 

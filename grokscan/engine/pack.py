@@ -14,7 +14,6 @@ from grokscan.engine.models import Model
 from grokscan.engine.optim import Optimizer
 from grokscan.registry import TASKS
 from grokscan.tasks.base import TaskData
-from grokscan.tasks.split import noisy_labels, split
 
 BATCH_STREAM = 2_000_003  # offsets the minibatch-order generator from the init generator of the same seed
 _TABLES: dict[tuple, TaskData] = {}  # built tables by the task's cache key (a few, most recent last)
@@ -33,24 +32,32 @@ def task_table(cfg: RunConfig) -> TaskData:
 
 
 class Pack:
-    """Per-member state of one pack of configs with equal `pack_key`."""
+    """Per-member state of one pack of configs with equal `pack_key`.
+
+    Rows: the task's shared table (x [N, n_inputs]), or each member's own rows (x [M, N, n_inputs]) for
+    tasks that draw examples (`Task.member_data`); labels [M, N] or [M, N, A] (A answer positions). A run
+    that `streams` trains each update on fresh examples and keeps the last batch as its training rows."""
 
     def __init__(self, configs: list[RunConfig], device: torch.device) -> None:
         cfg = self.cfg = configs[0]
+        self.configs = list(configs)
+        self.task = TASKS.get(cfg.task)
         self.dtype = getattr(torch, cfg.dtype)
         data = task_table(cfg)
-        self.x = data.x.to(device) if data.n_vocab is not None else data.x.to(device, self.dtype)
-        self.model = Model(cfg, TASKS.get(cfg.task).dims(cfg))
+        members = [self.task.member_data(c, data) for c in configs]
+        self.own_rows = members[0].x is not None
+        if self.own_rows:
+            self.x = torch.stack([member.x for member in members]).to(device)
+        else:
+            self.x = data.x.to(device) if data.n_vocab is not None else data.x.to(device, self.dtype)
+        self.model = Model(cfg, self.task.dims(cfg))
         self.metrics = metrics_for(cfg)
-        self.columns = [c for m in self.metrics for c in m.columns]
-        train_rows, labels = [], []
-        for c in configs:
-            rows, _ = split(len(data.y), c.frac, c.split_seed)
-            train_rows.append(rows)
-            labels.append(noisy_labels(data.y, rows, data.n_classes, c))
-        self.train_idx = torch.stack(train_rows).to(device)
-        self.labels = torch.stack(labels).to(device)
-        self.train_mask = torch.zeros_like(self.labels, dtype=torch.bool).scatter_(1, self.train_idx, True)
+        self.columns = [c for m in self.metrics for c in m.columns_for(cfg)]
+        self.streams = self.task.streams(cfg)
+        self.train_idx = torch.stack([member.train_rows for member in members]).to(device)
+        self.labels = torch.stack([member.y for member in members]).to(device)
+        mask = torch.zeros(self.labels.shape[:2], dtype=torch.bool, device=device)
+        self.train_mask = mask.scatter_(1, self.train_idx, True)
         flat = [self.model.init_member(c.seed, c.alpha, self.dtype) for c in configs]
         self.flat = torch.stack(flat).to(device)
         self.batch_gens = [torch.Generator().manual_seed(c.seed + BATCH_STREAM) for c in configs]
@@ -61,6 +68,8 @@ class Pack:
         idx = torch.tensor(keep, device=self.flat.device)
         self.flat, self.train_idx = self.flat[idx], self.train_idx[idx]
         self.labels, self.train_mask = self.labels[idx], self.train_mask[idx]
+        self.x = self.x[idx] if self.own_rows else self.x
+        self.configs = [self.configs[i] for i in keep]
         self.batch_gens = [self.batch_gens[i] for i in keep]
         self.epoch_order = self.epoch_order[idx] if self.epoch_order is not None else None
         self.opt.select(idx)
@@ -78,11 +87,38 @@ class Pack:
             self.epoch_order = torch.gather(self.train_idx, 1, torch.stack(perms).to(self.flat.device))
         return self.epoch_order[:, j * batch_size : (j + 1) * batch_size]
 
+    def rows_of(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs [M, B, n_inputs] and labels [M, B(, A)] of each member's rows [M, B]."""
+        if self.own_rows:
+            x = torch.gather(self.x, 1, rows.unsqueeze(2).expand(-1, -1, self.x.shape[2]))
+        else:
+            x = self.x[rows]
+        if self.labels.dim() == 3:
+            return x, torch.gather(self.labels, 1, rows.unsqueeze(2).expand(-1, -1, self.labels.shape[2]))
+        return x, torch.gather(self.labels, 1, rows)
+
+    def fresh(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each member's fresh examples for update `step` (members that share a split_seed share them),
+        which also become its training rows for the next eval."""
+        batches: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        for c in self.configs:
+            if c.split_seed not in batches:
+                batches[c.split_seed] = self.task.fresh_batch(c, step)
+        device = self.flat.device
+        x = torch.stack([batches[c.split_seed][0] for c in self.configs]).to(device)
+        y = torch.stack([batches[c.split_seed][1] for c in self.configs]).to(device)
+        n = x.shape[1]  # the training rows come first (Task.member_data)
+        self.x[:, :n], self.labels[:, :n] = x, y
+        return x, y
+
     def train_step(self, step: int) -> None:
-        rows = self.batch_rows(step)
+        x, labels = self.fresh(step) if self.streams else self.rows_of(self.batch_rows(step))
         self.flat.requires_grad_(True)
-        logits = self.model.forward(self.flat, self.x[rows])
-        loss = row_losses(self.cfg.loss, logits, torch.gather(self.labels, 1, rows)).mean(1).sum()
+        logits = self.model.forward(self.flat, x)
+        losses = row_losses(self.cfg.loss, logits, labels)
+        if losses.dim() == 3:  # several answer positions: an example's loss is their mean
+            losses = losses.mean(2)
+        loss = losses.mean(1).sum()
         (grad,) = torch.autograd.grad(loss, self.flat)
         self.flat.requires_grad_(False)
         self.opt.update(self.flat, grad)
@@ -91,16 +127,19 @@ class Pack:
     def evaluate(self) -> torch.Tensor:
         """[M, len(columns) + 1]: the curve metrics' columns, then a finite-parameters flag (1 or 0)."""
         cfg, m = self.cfg, self.labels.shape[0]
-        chunk = eval_chunk(cfg, self.x.shape[1], self.model.n_classes)
+        chunk = eval_chunk(cfg, self.model.dims)
         rows = []
         for a in range(0, m, chunk):
             flat, labels = self.flat[a : a + chunk], self.labels[a : a + chunk]
             train = self.train_mask[a : a + chunk].to(self.dtype)
-            logits = self.model.forward(flat, self.x.expand(len(flat), *self.x.shape))
+            x = self.x[a : a + chunk] if self.own_rows else self.x.expand(len(flat), *self.x.shape)
+            logits = self.model.forward(flat, x)
             losses = row_losses(cfg.loss, logits, labels)
-            ev = EvalBatch(
-                cfg, self.model, flat, logits, labels, losses, train, train.sum(1), (1 - train).sum(1)
-            )
+            per_position = None
+            if losses.dim() == 3:  # [m, N, A]: rows' losses are the mean over answer positions
+                per_position, losses = losses, losses.mean(2)
+            n_train, n_val = train.sum(1), (1 - train).sum(1)
+            ev = EvalBatch(cfg, self.model, flat, logits, labels, losses, train, n_train, n_val, per_position)
             finite = torch.isfinite(flat).all(1, keepdim=True).to(self.dtype)
             rows.append(torch.cat([*(metric.compute(ev) for metric in self.metrics), finite], 1))
         return torch.cat(rows)

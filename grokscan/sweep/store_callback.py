@@ -13,13 +13,16 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TextIO
 
 from grokscan.config import RunConfig
 from grokscan.results.store import CompactionStats, Store
 from grokscan.sweep.ray_env import tune
 from grokscan.sweep.trials import reported_runs
 
-PRINT_EVERY_S = 2.0
+PRINT_EVERY_S = 2.0  # plain progress lines (stderr not a terminal: CI logs, job logs) at most this often
+BAR_EVERY_S = 0.5  # the progress bar's redraws (on a terminal)
+BAR_FORMAT = "{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} runs [{elapsed}<{remaining}]{postfix}"
 
 
 def _error_text(trial) -> str:
@@ -52,7 +55,15 @@ class StoreCallback(tune.Callback):
     """Driver side: count the runs trials report as stored, print progress, remember failed trials."""
 
     def __init__(
-        self, store: Store, sweep: str, total: int, done_before: int, quiet: bool, configs_of: Callable
+        self,
+        store: Store,
+        sweep: str,
+        total: int,
+        done_before: int,
+        quiet: bool,
+        configs_of: Callable,
+        *,
+        stream: TextIO | None = None,
     ) -> None:
         self.store, self.sweep, self.total, self.quiet = store, sweep, total, quiet
         self.configs_of = configs_of  # trial config -> its RunConfigs
@@ -62,8 +73,12 @@ class StoreCallback(tune.Callback):
         self.statuses: dict[str, int] = {}
         self.failed_trials: list[tuple[dict, str]] = []  # configs of trials that failed for good, error line
         self.start = self.last_print = time.monotonic()
+        self.stream = stream  # progress goes there (default: sys.stderr when printing)
+        self.trials: list = []  # Tune's trials, as its last callback passed them: counts the running ones
+        self.bar = None  # the tqdm bar, on a terminal
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        self.trials = trials
         for run in reported_runs(result):
             if run.run_id in self.written:  # a retried trial re-reports its pack
                 continue
@@ -96,8 +111,17 @@ class StoreCallback(tune.Callback):
             self.written.update(c.run_id for c, _ in failed)
             self.statuses["error"] = self.statuses.get("error", 0) + len(failed)
 
+    def on_step_end(self, iteration, trials, **info) -> None:
+        self.trials = trials
+        if self.bar is not None:  # keeps elapsed, ETA and running trials current between results
+            self.progress()
+
     def on_experiment_end(self, trials, **info) -> None:
+        self.trials = trials
         self.progress(force=True)
+        if self.bar is not None:  # a second round (runner.py) starts a new bar where this one ended
+            self.bar.close()
+            self.bar = None
 
     def outcome(
         self, total: int, skipped: int, start: float, compaction: CompactionStats | None = None
@@ -115,9 +139,24 @@ class StoreCallback(tune.Callback):
             compaction,
         )
 
+    @property
+    def running(self) -> int:
+        """Trials running now (Tune's Trial.status)."""
+        return sum(getattr(t, "status", None) == "RUNNING" for t in self.trials)
+
     def progress(self, force: bool = False) -> None:
+        """Runs done of the total, generalized, running trials and ETA: a live bar when the stream is a
+        terminal, else a plain line at most every PRINT_EVERY_S (and always when `force`, at the end)."""
+        if self.quiet:
+            return
+        out = self.stream or sys.stderr
         now = time.monotonic()
-        if self.quiet or (not force and now - self.last_print < PRINT_EVERY_S):
+        if _is_terminal(out):
+            if force or self.bar is None or now - self.last_print >= BAR_EVERY_S:
+                self.last_print = now
+                self._draw_bar(out)
+            return
+        if not force and now - self.last_print < PRINT_EVERY_S:
             return
         self.last_print = now
         elapsed = now - self.start
@@ -126,7 +165,44 @@ class StoreCallback(tune.Callback):
         eta = f"{elapsed / new * left:.0f}s" if new and left else "-"
         print(
             f"[{self.sweep}] {self.done}/{self.total} runs done, {self.generalized} generalized"
-            f" (this session), elapsed {elapsed:.0f}s, ETA {eta}",
-            file=sys.stderr,
+            f" (this session), {self.running} trials running, elapsed {elapsed:.0f}s, ETA {eta}",
+            file=out,
             flush=True,
         )
+
+    def _draw_bar(self, out: TextIO) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            sized = min(_terminal_size(out)) > 0
+            self.bar = tqdm(
+                total=self.total,
+                initial=self.done_before,
+                desc=f"[{self.sweep}]",
+                file=out,
+                bar_format=BAR_FORMAT,
+                smoothing=0,  # ETA from the session's mean rate, as the plain lines compute it
+                # A terminal that reports no size (e.g. under `script`) would get an empty bar: 100 x 20.
+                dynamic_ncols=sized,
+                ncols=None if sized else 100,
+                nrows=None if sized else 20,
+                mininterval=BAR_EVERY_S,
+            )
+            self.bar.start_t -= time.monotonic() - self.start  # elapsed counts from the sweep's start
+        self.bar.n = self.done
+        self.bar.set_postfix_str(f"{self.generalized} generalized, {self.running} running", refresh=False)
+        self.bar.refresh()
+
+
+def _terminal_size(stream: TextIO) -> tuple[int, int]:
+    try:
+        return tuple(os.get_terminal_size(stream.fileno()))
+    except (AttributeError, OSError, ValueError):
+        return (0, 0)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False

@@ -1,4 +1,5 @@
-"""`phase_diagram`: one figure of a sweep's runs, by kind (phase map, time map, curves, scaling fit)."""
+"""`phase_diagram`: one figure of a sweep's runs, by kind (phase map, time map, curves, scaling fit,
+per-position loss curves of sequence runs)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from grokscan.errors import UserError
 from grokscan.results.phases import phases
 from grokscan.viz.grids import phase_map, time_map
 from grokscan.viz.lines import curves_figure, scaling_figure
+from grokscan.viz.positions import positions_figure
 from grokscan.viz.style import STYLE
 
-KINDS = ("phase", "time", "curves", "scaling")
+KINDS = ("phase", "time", "curves", "scaling", "positions")
 
 
 def phase_diagram(
@@ -36,8 +38,9 @@ def phase_diagram(
             the fitted variable (default frac) and y groups runs into one fit per value.
         kind: "phase" (majority phase per cell), "time" (median step_gen per cell), "curves" (accuracy
             curves of up to 4 runs, grokking first; needs `curves`) or "scaling" (step_gen against x with
-            the censored exponential fit and its 95% bootstrap band).
-        curves: Curves frame (`grokscan.load_curves`), for kind "curves".
+            the censored exponential fit and its 95% bootstrap band), "positions" (loss per answer position
+            of up to 3 sequence runs, the infinite-data run first; needs `curves`).
+        curves: Curves frame (`grokscan.load_curves`), for kinds "curves" and "positions".
         ax: Draw into this axes instead of a new figure.
         budget, n_boot: Passed to `fit_scaling` for kind "scaling".
         gap: Steps between fit and generalization that separate grokking from comprehension; the phases
@@ -57,4 +60,6 @@ def phase_diagram(
             return time_map(runs, x, y, ax)
         if kind == "curves":
             return curves_figure(runs, curves, ax)
+        if kind == "positions":
+            return positions_figure(runs, curves, ax)
         return scaling_figure(runs, x, y, ax, budget=budget, n_boot=n_boot)

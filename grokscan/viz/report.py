@@ -22,6 +22,7 @@ from grokscan.results.phases import DEFAULT_GAP, PHASES
 from grokscan.results.store import load_curves, load_runs
 from grokscan.viz.figures import phase_diagram
 from grokscan.viz.lines import pick_runs
+from grokscan.viz.positions import pick_position_runs
 from grokscan.viz.style import grid_axes, varying_columns
 
 FIT_COLUMNS = ("a", "a_lo", "a_hi", "b", "b_lo", "b_hi", "slowdown_per_minus_0_1", "n", "n_censored")
@@ -208,6 +209,21 @@ def _scaling(runs: pd.DataFrame) -> str:
     return caption + _table(format_fit_table(table)) + note + _figure(runs, "scaling", x="frac")
 
 
+def _positions(results_dir: str, name: str, runs: pd.DataFrame) -> str:
+    """The per-position section of a sweep with sequence runs (those have a ``regime``), else ""."""
+    if "regime" not in runs or runs["regime"].isna().all():
+        return ""
+    curves = load_curves(results_dir, name, run_ids=pick_position_runs(runs))
+    caption = (
+        "<p>Loss at each answer position (for add_digits: each digit of the sum, position 0 the units "
+        "digit) against steps, validation solid and training dotted, log scales; the infinite-data run "
+        "first. A task with a phase change shows each position dropping on its own; with finite data "
+        "the training loss falls first and validation follows after a delay (grokking). Tidy data: "
+        "<code>grokscan.results.positions.load_positions(...)</code>.</p>"
+    )
+    return f"<h2>Loss per answer position</h2>{caption}{_figure(runs, 'positions', curves=curves)}"
+
+
 def write_report(
     results_dir: str,
     sweep: str | None = None,
@@ -249,6 +265,7 @@ def write_report(
 <details><summary>Per-cell table</summary>{cells}</details>
 <h2>Scaling of step_gen with the training fraction</h2>{_scaling(runs)}
 <h2>Curves</h2>{_figure(runs, "curves", curves=curves)}
+{_positions(results_dir, name, runs)}
 <h2>Data</h2><p>Parquet tables: <code>{html.escape(where)}/runs/sweep={html.escape(name)}/</code> and
 <code>{html.escape(where)}/curves/sweep={html.escape(name)}/</code>. Load them with pandas:</p>
 <pre>{html.escape(snippet, quote=False)}</pre>"""

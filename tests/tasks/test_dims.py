@@ -11,16 +11,20 @@ from grokscan.registry import TASKS
 
 # One config for every task: fields a task does not read are normalized away.
 FIELDS = dict(p=7, n_bits=6, k_bits=2, n_samples=40)
+SEQUENCE = dict(model="transformer", n_digits=2, vocab=9, seq_len=5, sub_len=3, val_size=50)
 ABSENT = {"mnist"}  # its files are not on test machines (the table would raise; dims still work)
 
 
 @pytest.mark.parametrize("name", [t.name for t in TASKS if t.name not in ABSENT])
 def test_dims_match_the_built_table(name: str) -> None:
     task = TASKS.get(name)
-    cfg = RunConfig(task=name, **FIELDS)
+    sequence = not task.frac_split  # sequence tasks: answers of several tokens need the transformer
+    cfg = RunConfig(task=name, **FIELDS, **(SEQUENCE if sequence else {}))
     dims, data = task.dims(cfg), task.table(cfg)
     assert data.x.shape == (dims.n_rows, dims.n_inputs)
-    assert data.y.shape == (dims.n_rows,) and data.y.dtype == torch.long
+    labels = (dims.n_rows,) if dims.n_outputs is None else (dims.n_rows, dims.n_outputs)
+    assert dims.n_outputs is None or sequence
+    assert data.y.shape == labels and data.y.dtype == torch.long
     assert (data.n_vocab, data.n_classes) == (dims.n_vocab, dims.n_classes)
     assert cfg.n_rows == dims.n_rows
     assert data.y.min() >= 0 and data.y.max() < dims.n_classes
@@ -33,6 +37,7 @@ def test_dims_match_the_built_table(name: str) -> None:
 def test_every_task_family_is_covered() -> None:
     names = {t.name for t in TASKS} - ABSENT
     assert {"x+y", "x/y", "mix", "s3", "s6aba", "parity", "digits"} <= names
+    assert {"add_digits", "repeat_subseq", "max_of_seq"} <= names
 
 
 def test_mnist_dims_without_files() -> None:
