@@ -1,5 +1,5 @@
-"""`grokscan run | ls | plot | fit | report | compact | submit | status | logs`. Exit codes: 0 ok, 1 some runs
-failed, 2 bad input (`status`: see `grokscan.sweep.jobs`).
+"""`grokscan run | ls | plot | fit | report | serve | compact | submit | status | logs`.
+Exit codes: 0 ok, 1 some runs failed, 2 bad input (`status`: see `grokscan.sweep.jobs`).
 
 Bad input is a `UserError` wherever it is found (space file, flag, storage, Ray address, results): one line
 `grokscan: ...` on stderr and exit code 2. Any other exception is a bug and keeps its traceback.
@@ -13,10 +13,11 @@ import shlex
 import sys
 from collections.abc import Sequence
 
+from grokscan.cli_jobs import JOB_VERBS, job_parsers
 from grokscan.config import SEED_FIELDS
 from grokscan.errors import UserError
 from grokscan.results.phases import DEFAULT_GAP
-from grokscan.sweep.preflight import check_address, check_size, check_storage
+from grokscan.sweep.preflight import check_address, check_numbers, check_size, check_storage
 from grokscan.sweep.space import Sweep, load_space
 
 BAD_INPUT, RUNS_FAILED = 2, 1
@@ -51,7 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("storage", nargs="?", default="results")
     ls.add_argument("--skip-corrupt", action="store_true", help="skip unreadable fragments with a warning")
     _compact_parser(verbs)
-    submit = _job_parsers(verbs)
+    submit = job_parsers(verbs)
     verbs_with_phases = [run, ls, submit, *_analysis_parsers(verbs)]
     for verb in verbs_with_phases:
         verb.add_argument(
@@ -79,12 +80,17 @@ def _analysis_parsers(verbs: argparse._SubParsersAction) -> list[argparse.Argume
     fit.add_argument("--x", default="frac", help="numeric column to fit against (default: frac)")
     fit.add_argument("--budget", type=int, default=None, help="steps for '<x> at budget' (default: max run)")
     report.add_argument("-o", "--output", default=None, help="HTML file (default: <sweep>_report.html)")
-    return [plot, fit, report]
+    serve = verbs.add_parser("serve", help="a live, read-only view of the sweeps in a browser")
+    serve.add_argument("storage", metavar="RESULTS_DIR", help="results directory or s3://bucket/prefix")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: the network)")
+    serve.add_argument("--port", type=int, default=8050, help="port to listen on (default: 8050)")
+    return [plot, fit, report, serve]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     verbs = {"run": _run, "ls": _ls, "plot": _plot, "fit": _fit, "report": _report, "compact": _compact}
+    verbs["serve"] = _serve
     verbs.update(JOB_VERBS)
     try:
         if args.gap < 0:
@@ -95,18 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return BAD_INPUT
 
 
-def _check_numbers(args: argparse.Namespace) -> None:
-    for flag, value in (("--pack-size", args.pack_size), ("--max-concurrent", args.max_concurrent)):
-        if value is not None and value < 1:
-            raise UserError(f"{flag} {value}: must be a positive integer")
-    if args.gpus_per_trial is not None and args.gpus_per_trial < 0:
-        raise UserError(
-            f"--gpus-per-trial {args.gpus_per_trial}: must be >= 0 (e.g. 0.25 for 4 trials per GPU)"
-        )
-
-
 def _run(args: argparse.Namespace) -> int:
-    _check_numbers(args)
+    check_numbers(args)
     if not args.dry_run:
         check_address(args.address)
         if args.address:  # before the file's `from ray import tune` (see grokscan.sweep.ray_env)
@@ -141,14 +137,13 @@ def _run(args: argparse.Namespace) -> int:
 def next_commands(storage: str, sweep: str, gap: int = DEFAULT_GAP) -> str:
     """The commands that show a sweep's results, printed at the end of `run` (also in a job's logs)."""
     where, gap_flag = shlex.quote(storage), f" --gap {gap}" if gap != DEFAULT_GAP else ""
-    return "\n".join(
-        [
-            "next:",
-            f"  grokscan plot {where} --sweep {sweep}{gap_flag}    # phase map (--kind time|curves|scaling)",
-            f"  grokscan report {where} --sweep {sweep}{gap_flag}  # one HTML page",
-            f"  grokscan serve {where}                               # live view in a browser",
-        ]
-    )
+    commands = [
+        (f"grokscan plot {where} --sweep {sweep}{gap_flag}", "phase map (--kind time|curves|scaling)"),
+        (f"grokscan report {where} --sweep {sweep}{gap_flag}", "one HTML page"),
+        (f"grokscan serve {where}{gap_flag}", "live view in a browser"),
+    ]
+    width = max(len(command) for command, _ in commands)
+    return "\n".join(["next:", *(f"  {command:<{width}}  # {why}" for command, why in commands)])
 
 
 def _dry_run(sweep: Sweep, args: argparse.Namespace) -> str:
@@ -237,14 +232,12 @@ def _plot(args: argparse.Namespace) -> int:
     from grokscan.results.store import load_curves
     from grokscan.viz.figures import phase_diagram
     from grokscan.viz.lines import pick_runs
+    from grokscan.viz.positions import pick_position_runs
     from grokscan.viz.report import load_sweep
 
     name, runs = load_sweep(args.storage, args.sweep, gap=args.gap)
-    curves = (
-        load_curves(args.storage, name, run_ids=None if args.kind == "positions" else pick_runs(runs))
-        if args.kind in ("curves", "positions")
-        else None
-    )
+    picks = {"curves": pick_runs, "positions": pick_position_runs}.get(args.kind)
+    curves = load_curves(args.storage, name, run_ids=picks(runs)) if picks else None
     fig = phase_diagram(runs, x=args.x, y=args.y, kind=args.kind, curves=curves, gap=args.gap)
     output = args.output or f"{name}_{args.kind}.png"
     os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
@@ -284,6 +277,13 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from grokscan.viz.serve import serve  # imports Dash: only for this verb
+
+    serve(args.storage, host=args.host, port=args.port, gap=args.gap)
+    return 0
+
+
 def _compact_parser(verbs: argparse._SubParsersAction) -> None:
     compact = verbs.add_parser("compact", help="merge each sweep's fragments into one per table (deduped)")
     compact.add_argument("storage", metavar="RESULTS_DIR", help="results directory or s3://bucket/prefix")
@@ -307,84 +307,6 @@ def _compact(args: argparse.Namespace) -> int:
             f"{stats.rows_kept} runs kept of {stats.rows_read} runs rows"
         )
     return 0
-
-
-def _job_parsers(verbs: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """`submit`, `status` and `logs`: a sweep as a Ray Job on a cluster (`grokscan.sweep.jobs`)."""
-    address = dict(
-        default=None,
-        help="the cluster's job server, http://HOST:8265 (default: "
-        "$RAY_API_SERVER_ADDRESS, else http://127.0.0.1:8265, where `ray dashboard` forwards it)",
-    )
-    submit = verbs.add_parser("submit", help="run a search-space file on a Ray cluster as a Ray Job")
-    submit.add_argument("space", help="search-space file (validated here, then shipped with the job)")
-    submit.add_argument("--address", **address)
-    submit.add_argument("--storage", default="results", help="s3://bucket/prefix, or a path on the cluster")
-    passed = "as for `grokscan run` (passed to the job)"
-    for flag, kw in (
-        ("--set", dict(dest="overrides", action="append", default=[], metavar="KEY=VALUE")),
-        ("--gpus-per-trial", dict(type=float)),
-        ("--pack-size", dict(type=int)),
-        ("--max-concurrent", dict(type=int)),
-        ("--yes", dict(action="store_true")),
-        ("--no-compact", dict(action="store_true")),
-    ):
-        submit.add_argument(flag, help=passed, **kw)
-    for name, what in (("status", "print a submitted sweep's status"), ("logs", "print a job's output")):
-        verb = verbs.add_parser(name, help=what)
-        verb.add_argument("job", help="job id, as `submit` printed it")
-        verb.add_argument("--address", **address)
-        verb.set_defaults(gap=DEFAULT_GAP)
-        if name == "logs":
-            verb.add_argument("--follow", action="store_true", help="stream the logs until the job ends")
-    return submit
-
-
-def _run_flags(args: argparse.Namespace) -> list[str]:
-    """The `grokscan run` flags of a `submit`, for the job's entrypoint (not --address or --storage)."""
-    flags = [flag for text in args.overrides for flag in ("--set", text)]
-    numbers = {"--gpus-per-trial": args.gpus_per_trial, "--pack-size": args.pack_size}
-    for flag, value in {**numbers, "--max-concurrent": args.max_concurrent}.items():
-        flags += [flag, str(value)] if value is not None else []
-    flags += ["--gap", str(args.gap)] if args.gap != DEFAULT_GAP else []
-    return flags + [flag for flag, on in (("--yes", args.yes), ("--no-compact", args.no_compact)) if on]
-
-
-def _submit(args: argparse.Namespace) -> int:
-    _check_numbers(args)
-    sweep = load_space(args.space, args.overrides)  # a bad file never reaches the cluster
-    check_size(sweep.max_runs, args.yes, args.space)
-    from grokscan.sweep.jobs import JobServer, job_storage
-
-    server, storage = JobServer(args.address), job_storage(args.storage)
-    job = server.submit(sweep, storage, _run_flags(args))
-    print(f"{sweep.name}: {sweep.max_runs} runs submitted to {server.url} as Ray job {job}")
-    print(f"  grokscan logs {job} --address {server.url} --follow  # its output, until it ends")
-    print(f"  grokscan status {job} --address {server.url}         # PENDING, RUNNING, SUCCEEDED, ...")
-    if "://" not in storage:
-        print(f"results: {storage} on the cluster's nodes (on a cloud cluster use s3://BUCKET/prefix)")
-    return 0
-
-
-def _job(args: argparse.Namespace) -> int:
-    """`status`, and `logs` (with --follow: the job's exit code once it ends, `grokscan.sweep.jobs`)."""
-    from grokscan.sweep.jobs import JobServer, exit_code, status_text
-
-    server = JobServer(args.address)
-    if args.verb == "logs":
-        try:
-            server.logs(args.job, follow=args.follow)
-        except KeyboardInterrupt:
-            print(f"\nstopped following {args.job}; the job goes on", file=sys.stderr)
-            return 130
-        if not args.follow:
-            return 0
-    info = server.details(args.job)
-    print(status_text(args.job, info), file=sys.stderr if args.verb == "logs" else sys.stdout)
-    return exit_code(info)
-
-
-JOB_VERBS = {"submit": _submit, "status": _job, "logs": _job}
 
 
 if __name__ == "__main__":

@@ -140,4 +140,12 @@ def test_next_commands_quote_the_storage_and_carry_the_gap():
     text = next_commands("my results", "wd_vs_frac", gap=500)
     assert "grokscan plot 'my results' --sweep wd_vs_frac --gap 500" in text
     assert "grokscan report 'my results' --sweep wd_vs_frac --gap 500" in text
-    assert "grokscan serve 'my results'" in text and "--gap" not in next_commands("r", "s")
+    assert "grokscan serve 'my results' --gap 500" in text and "--gap" not in next_commands("r", "s")
+
+
+def test_serve_refuses_what_it_cannot_serve_in_one_line(tmp_path, capsys):
+    assert main(["serve", str(tmp_path / "missing")]) == 2
+    assert "missing is not a directory" in capsys.readouterr().err
+    assert main(["serve", str(tmp_path), "--port", "70000"]) == 2
+    err = capsys.readouterr().err
+    assert "70000" in err and "1 to 65535" in err and len(err.strip().splitlines()) == 1

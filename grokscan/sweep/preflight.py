@@ -3,6 +3,7 @@ ray import)."""
 
 from __future__ import annotations
 
+import argparse
 import configparser
 import os
 import re
@@ -266,4 +267,15 @@ def check_size(n_runs: int, confirmed: bool, path: str) -> None:
         raise UserError(
             f"{path}: {n_runs} runs is more than {MAX_RUNS_WITHOUT_CONFIRM}; pass --yes to train them all, "
             "or shrink the grid"
+        )
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """The numeric flags of `run` and `submit`: --pack-size, --max-concurrent, --gpus-per-trial."""
+    for flag, value in (("--pack-size", args.pack_size), ("--max-concurrent", args.max_concurrent)):
+        if value is not None and value < 1:
+            raise UserError(f"{flag} {value}: must be a positive integer")
+    if args.gpus_per_trial is not None and args.gpus_per_trial < 0:
+        raise UserError(
+            f"--gpus-per-trial {args.gpus_per_trial}: must be >= 0 (e.g. 0.25 for 4 trials per GPU)"
         )

@@ -96,9 +96,7 @@ def phase_figure(table: pd.DataFrame, x: str, y: str | None, note: str = "") -> 
     if table.empty:
         return message_figure("no runs in this selection")
     xs, ys, i, j = _cells(table, x, y)
-    shape = (len(ys), len(xs))
     codes = {p: k for k, p in enumerate(PHASES)}
-    z = _grid(shape, i, j, [codes.get(p) for p in table["phase"]])
     # Rounded down: a cell whose seeds disagree never reads 100%.
     share = [
         f"{math.floor(100 * s)}%" if m else ""
@@ -107,24 +105,13 @@ def phase_figure(table: pd.DataFrame, x: str, y: str | None, note: str = "") -> 
     scale = []
     for k, p in enumerate(PHASES):
         scale += [[k / len(PHASES), PHASE_COLORS[p]], [(k + 1) / len(PHASES), PHASE_COLORS[p]]]
-    trace = {
-        "type": "heatmap",
-        "x": _labels(xs),
-        "y": _labels(ys) if y is not None else [""],
-        "z": z,
-        "zmin": -0.5,
-        "zmax": len(PHASES) - 0.5,
-        "colorscale": scale,
-        "colorbar": {"tickvals": list(range(len(PHASES))), "ticktext": list(PHASES), "thickness": 14},
-        "xgap": 2,
-        "ygap": 2,
-        "hovertext": _grid(shape, i, j, _hover(table, x, y), "no runs"),
-        "hovertemplate": "%{hovertext}<extra></extra>",
-        "customdata": _grid(shape, i, j, _customdata(table, x, y)),
-        "name": "phase",
-    }
-    if len(table) <= MAX_CELL_TEXT:
-        trace.update(text=_grid(shape, i, j, share, ""), texttemplate="%{text}")
+    trace = _heatmap(table, x, y, (xs, ys, i, j), "phase", [codes.get(p) for p in table["phase"]], share)
+    trace.update(
+        zmin=-0.5,
+        zmax=len(PHASES) - 0.5,
+        colorscale=scale,
+        colorbar={"tickvals": list(range(len(PHASES))), "ticktext": list(PHASES), "thickness": 14},
+    )
     counts = table["n"] + table["n_failed"]
     k = int(counts.max())
     title = "phase (1 run per cell)" if k == 1 else f"phase (majority over ≤{k} runs per cell)"
@@ -139,7 +126,6 @@ def time_figure(table: pd.DataFrame, x: str, y: str | None, note: str = "") -> d
     if table.empty:
         return message_figure("no runs in this selection")
     xs, ys, i, j = _cells(table, x, y)
-    shape = (len(ys), len(xs))
     median = table["median_step_gen"].to_numpy(float)
     over = table["step_gen_over_budget"].to_numpy(bool)
     finite = np.isfinite(median) & (median > 0)
@@ -165,29 +151,44 @@ def time_figure(table: pd.DataFrame, x: str, y: str | None, note: str = "") -> d
         f"> {steps_text(b)}" if o else (steps_text(m) if f else "")
         for m, f, o, b in zip(median, finite, over, budget, strict=True)
     ]
-    trace = {
-        "type": "heatmap",
-        "x": _labels(xs),
-        "y": _labels(ys) if y is not None else [""],
-        "z": _grid(shape, i, j, [None if np.isnan(v) else float(v) for v in z]),
-        "zmin": lo,
-        "zmax": top,
-        "colorscale": stops,
-        "colorbar": {
+    trace = _heatmap(
+        table, x, y, (xs, ys, i, j), "median step_gen", [None if np.isnan(v) else float(v) for v in z], text
+    )
+    trace.update(
+        zmin=lo,
+        zmax=top,
+        colorscale=stops,
+        colorbar={
             "tickvals": ticks,
             "ticktext": labels,
             "thickness": 14,
             "title": {"text": "median<br>step_gen", "side": "top"},
         },
+    )
+    sub = "> budget: over half of the runs never generalized" if over.any() else ""
+    title = "median step_gen over seeds" + _subtitle(note, sub)
+    return {"data": [trace], "layout": _map_layout(title, x, y, xs, ys)}
+
+
+def _heatmap(
+    table: pd.DataFrame, x: str, y: str | None, cells: tuple, name: str, z: list, text: list
+) -> dict:
+    """The heatmap trace both maps share: one value and one label per cell (`_cells`), hover text and the
+    cell's runs as customdata (what a click sends back); labels only up to MAX_CELL_TEXT cells."""
+    xs, ys, i, j = cells
+    shape = (len(ys), len(xs))
+    trace = {
+        "type": "heatmap",
+        "x": _labels(xs),
+        "y": _labels(ys) if y is not None else [""],
+        "z": _grid(shape, i, j, z),
         "xgap": 2,
         "ygap": 2,
         "hovertext": _grid(shape, i, j, _hover(table, x, y), "no runs"),
         "hovertemplate": "%{hovertext}<extra></extra>",
         "customdata": _grid(shape, i, j, _customdata(table, x, y)),
-        "name": "median step_gen",
+        "name": name,
     }
     if len(table) <= MAX_CELL_TEXT:
         trace.update(text=_grid(shape, i, j, text, ""), texttemplate="%{text}")
-    sub = "> budget: over half of the runs never generalized" if over.any() else ""
-    title = "median step_gen over seeds" + _subtitle(note, sub)
-    return {"data": [trace], "layout": _map_layout(title, x, y, xs, ys)}
+    return trace

@@ -40,10 +40,13 @@ STYLE = {
 def varying_columns(runs: pd.DataFrame) -> list[str]:
     """Config columns that vary independently in `runs`, in RunConfig order, seeds excluded: more than one
     value (nulls count as one), and not fixed by the columns before it (e.g. `p`, null for the permutation
-    tasks and 97 for the others, is no axis of a sweep over `task`)."""
+    tasks and 97 for the others, is no axis of a sweep over `task`). Columns with one value besides null
+    come last: a sequence sweep's batch_size, set only on its infinite-data runs, is no axis beside
+    train_size."""
+    present = [c for c in FIELD_NAMES if c in runs and c not in SEED_FIELDS]
     out: list[str] = []
-    for c in FIELD_NAMES:
-        if c not in runs or c in SEED_FIELDS or runs[c].nunique(dropna=False) < 2:
+    for c in sorted(present, key=lambda c: runs[c].nunique() < 2):
+        if runs[c].nunique(dropna=False) < 2:
             continue
         if not out or (runs.groupby(out, dropna=False)[c].nunique(dropna=False) > 1).any():
             out.append(c)
@@ -81,7 +84,10 @@ def grid_axes(runs: pd.DataFrame, x: str | None = None, y: str | None = None) ->
 
 
 def pooled_note(runs: pd.DataFrame, used: Sequence[str | None]) -> str:
-    """A note naming the varying columns a figure pools over (does not show); "" when it shows them all."""
+    """A note naming the varying columns a figure pools over (does not show); "" when it shows them all.
+    Only the rows drawn count: those with a value in every used column (a sequence sweep's infinite-data
+    runs have no train_size, so a train_size axis pools nothing over their batch_size)."""
+    runs = runs.dropna(subset=[c for c in used if c is not None])
     rest = [f"{c} ({runs[c].nunique(dropna=False)} values)" for c in varying_columns(runs) if c not in used]
     return f"pooled over {', '.join(rest)}" if rest else ""
 

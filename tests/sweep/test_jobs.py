@@ -19,7 +19,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from grokscan.cli import _parser, _run_flags, main
+from grokscan.cli import _parser, main
+from grokscan.cli_jobs import _run_flags
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = str(ROOT / "search_spaces" / "smoke.py")

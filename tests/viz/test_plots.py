@@ -342,3 +342,19 @@ def test_fit_cli_prints_the_table(frac_scan, capsys):
     header, row = lines[1].split(), lines[2].split()
     assert header[:6] == ["a", "a", "95%", "CI", "b", "b"] and "slowdown" in header and "budget" in header
     assert len(lines) == 3 and "lognormal-aft" in row and "x1.8" in lines[2]  # exp(0.1 · 6) = 1.82
+
+
+def test_pooled_note_counts_only_the_rows_a_figure_draws():
+    from grokscan.viz.style import pooled_note
+
+    runs = pd.DataFrame(
+        {
+            "train_size": [300, 600, None, None],  # the last two: infinite-data runs, off a train_size axis
+            "weight_decay": [0.0, 1.0, 0.0, 1.0],
+            "batch_size": [None, None, 700, 700],
+            "lr": [1e-3, 1e-3, 1e-3, 3e-3],
+        }
+    )
+    assert pooled_note(runs, ("train_size", "weight_decay")) == ""
+    # batch_size is no axis of its own: set exactly where train_size is not
+    assert pooled_note(runs, ("weight_decay", None)) == "pooled over lr (2 values), train_size (3 values)"
