@@ -27,6 +27,8 @@ def first_steps(curves: pd.DataFrame, threshold: float, keys: list[str]) -> pd.D
     step, train_acc, val_acc, train_loss, val_loss): one row per run that reached either, columns `keys`,
     step_fit, step_gen."""
     check_threshold(threshold)
+    if not {"step", "train_acc", "val_acc", "train_loss", "val_loss"} <= set(curves.columns):
+        curves = pd.DataFrame(columns=[*keys, "step", "train_acc", "val_acc", "train_loss", "val_loss"])
     ok = curves[np.isfinite(curves[["train_loss", "val_loss"]].to_numpy(float)).all(axis=1)]
     firsts = [
         ok[ok[acc].to_numpy(float) >= threshold].groupby(keys, as_index=False)["step"].min()
@@ -52,8 +54,12 @@ def at_threshold(runs: pd.DataFrame, curves: pd.DataFrame, threshold: float) -> 
             f"early once it is reached, so their curves cannot tell); use a threshold <= {own:g}"
         )
     keys = [k for k in ("sweep", "run_id") if k in runs and k in curves]
-    steps = runs[keys].merge(first_steps(curves, threshold, keys), on=keys, how="left")
+    firsts = first_steps(curves, threshold, keys)
     out = runs.copy()
+    if firsts.empty:  # nothing stored, or only failed runs (they have no curves)
+        steps = pd.DataFrame({"step_fit": [pd.NA] * len(runs), "step_gen": [pd.NA] * len(runs)})
+    else:
+        steps = runs[keys].merge(firsts, on=keys, how="left")
     for c in ("step_fit", "step_gen"):
         out[c] = pd.array(steps[c].to_numpy(), dtype="Int64")
     out["censored"] = out["step_gen"].isna().to_numpy()

@@ -111,3 +111,10 @@ def test_cli_threshold_flag(trained, tmp_path, capsys):
     assert "accuracy 0.9" in page and "threshold=0.9" in page
     assert main(["ls", trained, "--threshold", "2"]) == 2
     assert "threshold = 2.0" in capsys.readouterr().err
+
+
+def test_no_curves_stored(tmp_path):
+    assert load_runs(str(tmp_path), threshold=0.9).empty  # nothing stored at all
+    Store(str(tmp_path)).write("f", errors=[(RunConfig(seed=1), "boom")])  # a failed run: no curves
+    runs = load_runs(str(tmp_path), "f", threshold=0.9)
+    assert len(runs) == 1 and pd.isna(runs["step_fit"].iloc[0]) and bool(runs["censored"].iloc[0])
