@@ -15,7 +15,7 @@ bias, an operator token in the input (x op y = : 4 tokens) and learned positions
 grokscan's has no LayerNorm and reads x y =. Their table leaves out y = 0 (97 x 96 rows); grokscan's x*y
 has all 97 x 97.
 CPU size (an MLP in place of the transformer): --set p=59 --set model=mlp
---set width=128 --set depth=1 --set steps=6000 --set eval_every=50 --set "seed=[0]"
+--set width=128 --set depth=1 --set steps=6000 --set eval_every=50
 """
 
 from ray import tune

@@ -11,7 +11,6 @@ Not expressible yet: nothing of the model that the fraction sweep depends on, as
 (grokscan's transformer is theirs: no LayerNorm, N(0, 1/d_model) weights, biases only in the MLP). Their
 code has no accuracy threshold; step_fit / step_gen use grokscan's 0.99.
 CPU size: --set p=59 --set steps=10000 --set "frac=[0.3,0.5,0.7]"
---set "seed=[0,1]"
 """
 
 from ray import tune
