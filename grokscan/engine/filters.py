@@ -87,7 +87,8 @@ class GrokfastMA(GradFilter):
         return cfg.grokfast_window or 100
 
     def init_state(self, flat: torch.Tensor) -> State:
-        return {"window": None, "count": torch.zeros(flat.shape[0], dtype=torch.long, device=flat.device)}
+        # The count stays on the host: reading it each step costs no device sync.
+        return {"window": None, "count": torch.zeros(flat.shape[0], dtype=torch.long)}
 
     def apply(self, state: State, flat: torch.Tensor, grad: torch.Tensor, h: Hyper, segments) -> torch.Tensor:
         if state["window"] is None:  # [M, window, P]; a pack's members share the window size (pack_key)

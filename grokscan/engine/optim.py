@@ -150,7 +150,7 @@ class Optimizer:
         self.norm_target = self.norm_target[keep] if self.norm_target is not None else None
         for state in (self.state, self.filter_state):
             for name, value in state.items():
-                state[name] = value[keep] if value is not None else None
+                state[name] = value[keep.to(value.device)] if value is not None else None
 
     @torch.no_grad()
     def update(self, flat: torch.Tensor, grad: torch.Tensor) -> None:
