@@ -3,14 +3,21 @@ analysis time from the stored step_fit, step_gen and steps_run: the thresholds a
 never part of a run's identity, so changing them retrains nothing.
 
 A run that fit its training set but never generalized within its budget is right-censored: it may be a
-memorizing run or a late grokking one. Liu et al. call it memorization after a 1e5-step budget, about 100
-times their runs' step_fit; grokscan's budgets are often a few times step_fit, and runs generalize 4-6x
-after fitting in its own sweeps. So a fit-only run is named:
+memorizing run or a late grokking one. Liu et al. call it memorization after a 1e5-step budget (their
+phase diagrams' compute budget), far past their runs' step_fit; grokscan's default budget, 4,000 steps, is
+about 4 times the default run's step_fit (950, README), and in RESULTS.md's frac_scaling two seeds at
+frac 0.4, weight decay 1 generalize at 4,200 and 5,900 steps, past the 3,000-step budget of wd_vs_frac,
+which named that cell memorization.
+So a fit-only run is named:
 
 - memorization: it trained more than `gap` steps after fitting (so it is not comprehension) and at least
   `horizon` times its step_fit (default 10) without generalizing;
 - undetermined: otherwise, i.e. ``steps_run - step_fit <= gap`` or ``steps_run < horizon * step_fit``: the
   budget is too short to tell memorization from late grokking.
+
+The horizon of 10 (an order of magnitude past fitting) is grokscan's choice, a floor rather than a proof:
+a run may still generalize later. It is an analysis parameter (`phases(..., horizon=)`,
+`load_runs(..., horizon=)`), so a stricter rule retrains nothing.
 
 The phases:
 
