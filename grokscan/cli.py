@@ -53,13 +53,22 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("--skip-corrupt", action="store_true", help="skip unreadable fragments with a warning")
     _compact_parser(verbs)
     submit = job_parsers(verbs)
-    verbs_with_phases = [run, ls, submit, *_analysis_parsers(verbs)]
+    analysis = _analysis_parsers(verbs)
+    verbs_with_phases = [run, ls, submit, *analysis]
     for verb in verbs_with_phases:
         verb.add_argument(
             "--gap",
             type=int,
             default=DEFAULT_GAP,
             help=f"steps from fit to generalization past which a run is 'grokking' (default: {DEFAULT_GAP})",
+        )
+    for verb in (ls, *analysis):
+        verb.add_argument(
+            "--threshold",
+            type=float,
+            default=None,
+            help="accuracy at which step_fit / step_gen are taken, recomputed from the stored curves "
+            "(e.g. 0.9 as Liu et al. 2022; default: each run's own threshold, 0.99 unless set)",
         )
     return parser
 
@@ -216,7 +225,7 @@ def search_summary(sweep: Sweep, runs) -> str:
 def _ls(args: argparse.Namespace) -> int:
     from grokscan.results.store import load_runs
 
-    runs = load_runs(args.storage, skip_corrupt=args.skip_corrupt, gap=args.gap)
+    runs = load_runs(args.storage, skip_corrupt=args.skip_corrupt, gap=args.gap, threshold=args.threshold)
     if runs.empty:
         print(f"no runs under {args.storage}")
         return 0
@@ -235,7 +244,7 @@ def _plot(args: argparse.Namespace) -> int:
     from grokscan.viz.positions import pick_position_runs
     from grokscan.viz.report import load_sweep
 
-    name, runs = load_sweep(args.storage, args.sweep, gap=args.gap)
+    name, runs = load_sweep(args.storage, args.sweep, gap=args.gap, threshold=args.threshold)
     picks = {"curves": pick_runs, "positions": pick_position_runs}.get(args.kind)
     curves = load_curves(args.storage, name, run_ids=picks(runs)) if picks else None
     fig = phase_diagram(runs, x=args.x, y=args.y, kind=args.kind, curves=curves, gap=args.gap)
@@ -251,7 +260,7 @@ def _fit(args: argparse.Namespace) -> int:
 
     if args.budget is not None and args.budget < 1:
         raise UserError(f"--budget {args.budget}: must be a positive number of steps")
-    name, runs = load_sweep(args.storage, args.sweep, gap=args.gap)
+    name, runs = load_sweep(args.storage, args.sweep, gap=args.gap, threshold=args.threshold)
     table = fit_table(runs, x=args.x, budget=args.budget)
     if table["b"].isna().all():
         raise UserError(
@@ -273,7 +282,9 @@ def _fit(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from grokscan.viz.report import write_report
 
-    print(f"wrote {write_report(args.storage, args.sweep, args.output, gap=args.gap)}")
+    print(
+        f"wrote {write_report(args.storage, args.sweep, args.output, gap=args.gap, threshold=args.threshold)}"
+    )
     return 0
 
 

@@ -11,7 +11,7 @@ Defaults and their sources:
 - transformer: 1 layer, d_model (width) 128, 4 heads, d_mlp 512 (Nanda et al.); depth=2 gives Power et al.'s
   2-layer, d_model 128, 4-head size.
 - alpha=1 (standard init); Liu et al. 2022 "Omnigrok" scale every parameter by alpha.
-- Grokfast EMA alpha=0.98, lambda=2.0: Lee et al. 2024.
+- Grokfast EMA alpha=0.98, lambda=2.0; Grokfast-MA window 100, lambda 5.0, mean: Lee et al. 2024.
 - threshold 0.99 for step_fit/step_gen (and the early stop after `patience` evals above it).
 - mlp width 64, depth 1 and the 4000-step budget are grokscan's own choice: small enough that one run takes
   under a minute on one laptop CPU core, while weight_decay=1 groks and weight_decay=0 memorizes within the
@@ -83,6 +83,12 @@ class RunConfig:
     train_size: int | None = None  # sequence tasks, finite regime: training examples drawn from split_seed
     regime: str | None = None  # sequence tasks: finite (train_size examples) | infinite (fresh each step)
     val_size: int | None = None  # sequence tasks: fixed held-out examples step_gen is measured on
+    loss_dtype: str | None = None  # losses: dtype the loss is computed in (None: the model's `dtype`)
+    grokfast_window: int | None = None  # grokfast_ma: gradients averaged (Lee et al. 2024: 100)
+    grokfast_ma_lamb: float | None = None  # grokfast_ma: weight of the average (Lee et al. 2024: 5.0)
+    norm_constraint: str | None = (
+        None  # optimizers: "init" holds the weight norm at its init value (Omnigrok)
+    )
 
     def __post_init__(self) -> None:
         if self.width is None and isinstance(self.model, str) and self.model in MODELS:

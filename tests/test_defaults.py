@@ -19,5 +19,6 @@ def test_default_mlp_groks_with_weight_decay_and_memorizes_without():
     assert with_wd.final["val_acc"] >= 0.99
     assert without_wd.step_fit is not None and without_wd.step_gen is None and without_wd.censored
     assert without_wd.steps_run == without_wd.config.steps
-    assert phase(without_wd.step_fit, without_wd.step_gen) == "memorization"
+    # Fit at ~800 of a 4,000-step budget: under 10x step_fit, so not yet called memorization.
+    assert phase(without_wd.step_fit, without_wd.step_gen, steps_run=without_wd.steps_run) == "undetermined"
     assert without_wd.final["val_acc"] < 0.5

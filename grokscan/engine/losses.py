@@ -1,12 +1,21 @@
 """Per-example losses over a pack's logits [M, B, C]: cross-entropy, StableMax cross-entropy (Prieto et al.
-2025) and squared error on one-hot targets (as Liu et al. 2022's Omnigrok MSE runs)."""
+2025) and squared error on one-hot targets (as Liu et al. 2022's Omnigrok MSE runs).
+
+`loss_dtype` (every loss) computes the loss in another dtype than the model's: Prieto et al.'s "float64"
+runs are a float32 model whose logits are cast to float64 before the log-softmax (LucasPrietoAl/
+grokking-at-the-edge-of-numerical-stability, utils.py:23-28 `cross_entropy_float64`, chosen by
+`--softmax_precision 64`, utils.py:269; the model stays at `--train_precision` 32, utils.py:272); their
+StableMax is always computed in float64 (utils.py:43-49). The gradient then flows back in the model's dtype.
+"""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from grokscan.registry import LOSSES, Entry
+from grokscan.registry import LOSSES, Entry, cfg_error
+
+LOSS_DTYPES = ("float32", "float64")
 
 
 class Loss(Entry):
@@ -14,6 +23,17 @@ class Loss(Entry):
     (Prieto et al.'s softmax collapse; the zero_loss_frac curve applies)."""
 
     probabilistic = True
+    fields = ("loss_dtype",)
+
+    def validate(self, cfg) -> None:
+        if cfg.loss_dtype not in (None, *LOSS_DTYPES):
+            raise cfg_error(
+                "loss_dtype", cfg.loss_dtype, f"one of {', '.join(LOSS_DTYPES)} (or None: `dtype`)"
+            )
+
+    def normalize(self, cfg) -> dict:
+        # A loss in the model's own dtype is the default run: one id for one behaviour.
+        return {"loss_dtype": None} if cfg.loss_dtype == cfg.dtype else {}
 
     def rows(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Per-example loss [M, B] for logits [M, B, C] and labels [M, B]."""
@@ -53,9 +73,11 @@ def stablemax_log_probs(logits: torch.Tensor) -> torch.Tensor:
     return torch.log(s / s.sum(-1, keepdim=True))
 
 
-def row_losses(kind: str, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Per-example loss [M, B] of the registered loss `kind`."""
-    return LOSSES.get(kind).rows(logits, labels)
+def row_losses(
+    kind: str, logits: torch.Tensor, labels: torch.Tensor, dtype: str | None = None
+) -> torch.Tensor:
+    """Per-example loss [M, B] of the registered loss `kind`, computed in `dtype` (None: the logits')."""
+    return LOSSES.get(kind).rows(logits if dtype is None else logits.to(getattr(torch, dtype)), labels)
 
 
 for _entry in (CrossEntropy(), StableMax(), MSE()):

@@ -43,7 +43,7 @@ def pack_bytes(cfg: RunConfig, members: int) -> int:
     task = TASKS.get(cfg.task)
     dims = task.dims(cfg)
     model = Model(cfg, dims)
-    state = OPTIMIZERS.get(cfg.optimizer).state_copies + GRAD_FILTERS.get(cfg.grad_filter).state_copies
+    state = OPTIMIZERS.get(cfg.optimizer).state_copies + GRAD_FILTERS.get(cfg.grad_filter).copies(cfg)
     size = torch.finfo(getattr(torch, cfg.dtype)).bits // 8
     train_row, forward_row = model.arch.row_elements(cfg, dims)
     fixed = model.n_params * (FIXED_COPIES + state) * size + task.data_bytes(cfg)

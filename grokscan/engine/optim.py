@@ -4,6 +4,12 @@ gradient filter (engine.filters) and linear warmup.
 Every hyperparameter is a per-member column [M, 1], so members of one pack may use different lr, weight
 decay, betas, warmup. Update rules match torch.optim (AdamW: decoupled decay, Loshchilov & Hutter 2019;
 Adam and SGD: L2 added to the gradient), so a one-member pack reproduces torch.optim within float rounding.
+
+`norm_constraint` "init" (every optimizer) is Omnigrok's constrained optimization (Liu et al. 2022,
+"Omnigrok: grokking beyond algorithmic data"): after each update all parameters are multiplied by
+sqrt(N0 / N), N the sum of squares of every parameter and N0 its value after init and `alpha`, so the
+total weight norm stays alpha times its init value (KindXiaoming/Omnigrok,
+mnist/landscape/mnist-landscape.ipynb, first cell, lines 56-64 `L2`/`rescale`, 77-78, 106-108).
 """
 
 from __future__ import annotations
@@ -35,11 +41,25 @@ class Hyper(dict):
         return Hyper({name: column[keep] for name, column in self.items()})
 
 
+NORM_CONSTRAINTS = ("none", "init")
+
+
 class Rule(Entry):
-    """An optimizer entry: `fields` are its hyperparameters (per-member columns), `state_copies` the
-    parameter-sized tensors of state it keeps (pack memory estimates)."""
+    """An optimizer entry: `fields` are its hyperparameters (per-member columns) and norm_constraint,
+    `state_copies` the parameter-sized tensors of state it keeps (pack memory estimates)."""
 
     state_copies = 0
+
+    @property
+    def hypers(self) -> tuple[str, ...]:
+        return tuple(f for f in self.fields if f != "norm_constraint")
+
+    def validate(self, cfg: RunConfig) -> None:
+        if cfg.norm_constraint not in (None, *NORM_CONSTRAINTS):
+            raise cfg_error("norm_constraint", cfg.norm_constraint, "one of 'none', 'init' (Omnigrok)")
+
+    def normalize(self, cfg: RunConfig) -> dict:
+        return {"norm_constraint": None} if cfg.norm_constraint == "none" else {}
 
     def init_state(self, flat: torch.Tensor, h: Hyper) -> State:
         return {}
@@ -51,13 +71,14 @@ class Rule(Entry):
 class AdamFamily(Rule):
     """Adam (Kingma & Ba 2015) with L2 in the gradient, or AdamW's decoupled decay."""
 
-    fields = ("beta1", "beta2", "eps")
+    fields = ("beta1", "beta2", "eps", "norm_constraint")
     state_copies = 2
 
     def __init__(self, name: str, decoupled: bool) -> None:
         self.name, self.decoupled = name, decoupled
 
     def validate(self, cfg: RunConfig) -> None:
+        super().validate(cfg)
         for name in ("beta1", "beta2"):
             check_range(cfg, name, 0, 1)
         if cfg.eps is None or cfg.eps <= 0:
@@ -90,10 +111,11 @@ class SGD(Rule):
     """SGD with heavy-ball momentum and L2 in the gradient (torch.optim.SGD, dampening 0)."""
 
     name = "sgd"
-    fields = ("momentum",)
+    fields = ("momentum", "norm_constraint")
     state_copies = 1
 
     def validate(self, cfg: RunConfig) -> None:
+        super().validate(cfg)
         check_range(cfg, "momentum", 0, 1)
 
     def step(self, state: State, flat: torch.Tensor, grad: torch.Tensor, h: Hyper, lr, t: int) -> None:
@@ -108,23 +130,27 @@ OPTIMIZERS.register(SGD())
 
 
 class Optimizer:
-    """One pack's update: gradient filter, then the optimizer rule, with warmup lr * min(1, t / warmup)."""
+    """One pack's update: gradient filter, then the optimizer rule, with warmup lr * min(1, t / warmup),
+    then the norm constraint."""
 
     def __init__(self, cfg: RunConfig, configs: list[RunConfig], flat: torch.Tensor, segments) -> None:
         self.rule: Rule = OPTIMIZERS.get(cfg.optimizer)
         self.filter = GRAD_FILTERS.get(cfg.grad_filter)
-        names = ["lr", "weight_decay", "warmup", *self.rule.fields, *self.filter.fields]
+        names = ["lr", "weight_decay", "warmup", *self.rule.hypers, *self.filter.fields]
         self.h = Hyper.from_configs(configs, names, flat.dtype, flat.device)
         self.state = self.rule.init_state(flat, self.h)
         self.filter_state = self.filter.init_state(flat)
         self.segments, self.step = segments, 0
+        # Squared total norm to hold (norm_constraint is in pack_key: one setting per pack).
+        self.norm_target = (flat * flat).sum(1, keepdim=True) if cfg.norm_constraint == "init" else None
 
     def select(self, keep: torch.Tensor) -> None:
         """Keep only the members at indices `keep`."""
         self.h = self.h.select(keep)
+        self.norm_target = self.norm_target[keep] if self.norm_target is not None else None
         for state in (self.state, self.filter_state):
             for name, value in state.items():
-                state[name] = value[keep] if value is not None else None
+                state[name] = value[keep.to(value.device)] if value is not None else None
 
     @torch.no_grad()
     def update(self, flat: torch.Tensor, grad: torch.Tensor) -> None:
@@ -134,3 +160,5 @@ class Optimizer:
         lr = h.lr * torch.clamp(t / h.warmup.clamp(min=1), max=1.0)
         grad = self.filter.apply(self.filter_state, flat, grad, h, self.segments)
         self.rule.step(self.state, flat, grad, h, lr, t)
+        if self.norm_target is not None:
+            flat.mul_((self.norm_target / (flat * flat).sum(1, keepdim=True)).sqrt())

@@ -115,7 +115,7 @@ class Pack:
         x, labels = self.fresh(step) if self.streams else self.rows_of(self.batch_rows(step))
         self.flat.requires_grad_(True)
         logits = self.model.forward(self.flat, x)
-        losses = row_losses(self.cfg.loss, logits, labels)
+        losses = row_losses(self.cfg.loss, logits, labels, self.cfg.loss_dtype)
         if losses.dim() == 3:  # several answer positions: an example's loss is their mean
             losses = losses.mean(2)
         loss = losses.mean(1).sum()
@@ -134,7 +134,7 @@ class Pack:
             train = self.train_mask[a : a + chunk].to(self.dtype)
             x = self.x[a : a + chunk] if self.own_rows else self.x.expand(len(flat), *self.x.shape)
             logits = self.model.forward(flat, x)
-            losses = row_losses(cfg.loss, logits, labels)
+            losses = row_losses(cfg.loss, logits, labels, cfg.loss_dtype)
             per_position = None
             if losses.dim() == 3:  # [m, N, A]: rows' losses are the mean over answer positions
                 per_position, losses = losses, losses.mean(2)

@@ -39,8 +39,9 @@ import pyarrow.parquet as pq
 from pyarrow import fs as pafs
 
 from grokscan.results.fragments import list_fragments, read_fragments
-from grokscan.results.phases import DEFAULT_GAP, phases
+from grokscan.results.phases import DEFAULT_GAP, DEFAULT_HORIZON, check_rule, phases
 from grokscan.results.schema import METRICS_AFTER, check_sweep, error_rows, invalid_rows, result_rows
+from grokscan.results.thresholds import at_threshold
 
 if TYPE_CHECKING:
     from grokscan.config import RunConfig
@@ -152,22 +153,32 @@ def _to_pandas(table: pa.Table) -> pd.DataFrame:
 
 
 def load_runs(
-    path: str, sweep: str | None = None, skip_corrupt: bool = False, gap: int = DEFAULT_GAP
+    path: str,
+    sweep: str | None = None,
+    skip_corrupt: bool = False,
+    gap: int = DEFAULT_GAP,
+    threshold: float | None = None,
+    horizon: float = DEFAULT_HORIZON,
 ) -> pd.DataFrame:
     """All runs rows under `path` (one sweep or all), one per (sweep, run_id), sorted by sweep, run_id.
 
-    Columns: RUNS_SCHEMA's, with ``phase`` (named on load with `gap`, see `grokscan.results.phases`; None
-    for a run that did not finish ok) and then the stored ``final_<metric>`` columns after ``steps_run``.
-    Returns a frame with only the declared columns and ``phase`` when nothing is stored.
+    Columns: RUNS_SCHEMA's, with ``phase`` (named on load with `gap` and `horizon`, see
+    `grokscan.results.phases`; None for a run that did not finish ok) and then the stored
+    ``final_<metric>`` columns after ``steps_run``. With a `threshold`, step_fit, step_gen and censored are
+    recomputed at that accuracy from the stored curves (`grokscan.results.thresholds`) before phases are
+    named. Returns a frame with only the declared columns and ``phase`` when nothing is stored.
 
     Raises:
-        UserError: an invalid sweep name or gap, or a truncated or foreign ``part-*.parquet`` file (named),
-            unless `skip_corrupt` (then such a file is skipped with a warning).
+        UserError: an invalid sweep name, gap, horizon or threshold, or a truncated or foreign
+            ``part-*.parquet`` file (named), unless `skip_corrupt` (then such a file is skipped, warned).
     """
+    check_rule(gap, horizon)
     filesystem, base = _resolve(path)
     table = _dedupe_runs(read_fragments(filesystem, base, "runs", sweep, skip_corrupt=skip_corrupt)[0])
     runs = _to_pandas(table)
-    runs.insert(runs.columns.get_loc(METRICS_AFTER) + 1, "phase", phases(runs, gap))
+    if threshold is not None:
+        runs = at_threshold(runs, load_curves(path, sweep, skip_corrupt=skip_corrupt), threshold)
+    runs.insert(runs.columns.get_loc(METRICS_AFTER) + 1, "phase", phases(runs, gap, horizon))
     return runs
 
 

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from grokscan.config import FIELD_NAMES, SEED_FIELDS
 from grokscan.errors import UserError
 from grokscan.results.analysis import fit_scaling, phase_table
-from grokscan.results.phases import DEFAULT_GAP, PHASES
+from grokscan.results.phases import DEFAULT_GAP, DEFAULT_HORIZON, PHASES
 from grokscan.results.store import load_curves, load_runs
 from grokscan.viz.figures import phase_diagram
 from grokscan.viz.lines import pick_runs
@@ -38,16 +38,16 @@ pre { background: #f6f6f6; padding: .8em; overflow-x: auto } .note { color: #666
 
 
 def load_sweep(
-    results_dir: str, sweep: str | None = None, gap: int = DEFAULT_GAP
+    results_dir: str, sweep: str | None = None, gap: int = DEFAULT_GAP, threshold: float | None = None
 ) -> tuple[str, pd.DataFrame]:
-    """(name, runs) of one sweep under `results_dir`, phases named with `gap` (`load_runs`); `sweep` may be
-    None when the directory holds one.
+    """(name, runs) of one sweep under `results_dir`, phases named with `gap`, step_fit / step_gen at
+    `threshold` (None: the runs' own; `load_runs`); `sweep` may be None when the directory holds one.
 
     Raises:
-        UserError: nothing stored, an unknown sweep, several sweeps and none named, or a bad gap.
+        UserError: nothing stored, an unknown sweep, several sweeps and none named, or a bad gap or threshold.
     """
     if sweep is not None:
-        runs = load_runs(results_dir, sweep, gap=gap)
+        runs = load_runs(results_dir, sweep, gap=gap, threshold=threshold)
         if not runs.empty:
             return sweep, runs
     names = sorted(load_runs(results_dir, gap=gap)["sweep"].unique())
@@ -58,7 +58,7 @@ def load_sweep(
     if len(names) > 1:
         listed = ", ".join(names)
         raise UserError(f"{results_dir} holds {len(names)} sweeps ({listed}): pick one with --sweep")
-    return names[0], load_runs(results_dir, names[0], gap=gap)
+    return names[0], load_runs(results_dir, names[0], gap=gap, threshold=threshold)
 
 
 def fit_table(
@@ -177,16 +177,20 @@ def _definition(runs: pd.DataFrame) -> str:
     )
 
 
-def _counts(runs: pd.DataFrame, gap: int) -> str:
+def _counts(runs: pd.DataFrame, gap: int, threshold: float | None) -> str:
     status = runs["status"].value_counts().rename_axis("status").rename("runs").reset_index()
     order = [p for p in PHASES if (runs["phase"] == p).any()]
     phase = runs["phase"].value_counts().reindex(order).rename_axis("phase").rename("runs").reset_index()
     failed = int(runs["phase"].isna().sum())
     runs_have = "1 run has" if failed == 1 else f"{failed} runs have"
     extra = f"<p class='note'>{runs_have} no phase (diverged or error).</p>" if failed else ""
+    at = "each run's own threshold" if threshold is None else f"accuracy {threshold:g}"
     rule = (
-        f"<p class='note'>Grokking: generalized more than gap = {gap:,} steps after fitting; within it, "
-        "comprehension (an analysis parameter: <code>gap=</code>).</p>"
+        f"<p class='note'>Fit and generalized at {at}. Grokking: generalized more than gap = {gap:,} steps "
+        "after fitting; within it, comprehension. A run that fit but did not generalize is memorization "
+        f"only after training more than gap steps past fitting and at least {DEFAULT_HORIZON:g}× its "
+        "step_fit; before that it is undetermined (analysis parameters: <code>gap=</code>, "
+        "<code>threshold=</code>, <code>horizon=</code>).</p>"
     )
     return f"<div style='display:flex;gap:3em'>{_table(status)}{_table(phase)}</div>{extra}{rule}"
 
@@ -229,15 +233,16 @@ def write_report(
     sweep: str | None = None,
     output: str | os.PathLike | None = None,
     gap: int = DEFAULT_GAP,
+    threshold: float | None = None,
 ) -> Path:
     """Write the HTML report of `sweep` (None: the only sweep under `results_dir`) to `output` (default
-    `<sweep>_report.html`) and return its path; phases are named with `gap` steps (`load_runs`). Figures
-    that cannot be drawn become a note saying why.
+    `<sweep>_report.html`) and return its path; phases are named with `gap` steps, step_fit / step_gen at
+    `threshold` (`load_runs`). Figures that cannot be drawn become a note saying why.
 
     Raises:
         UserError: as `load_sweep`.
     """
-    name, runs = load_sweep(results_dir, sweep, gap)
+    name, runs = load_sweep(results_dir, sweep, gap, threshold)
     out = Path(output if output is not None else f"{name}_report.html")
     curves = load_curves(results_dir, name, run_ids=pick_runs(runs))
     try:
@@ -247,7 +252,9 @@ def write_report(
         cells = f"<p class='note'>{html.escape(str(err))}</p>"
     where = os.path.abspath(results_dir) if "://" not in results_dir else results_dir
     args = f"{json.dumps(where)}, sweep={json.dumps(name)}"
-    phase_args = "" if gap == DEFAULT_GAP else f", gap={gap}"
+    phase_args = ("" if gap == DEFAULT_GAP else f", gap={gap}") + (
+        "" if threshold is None else f", threshold={threshold!r}"
+    )
     snippet = (
         f"import grokscan\nruns = grokscan.load_runs({args}{phase_args})      # one row per run\n"
         f"curves = grokscan.load_curves({args})  # one row per evaluation\n"
@@ -259,7 +266,7 @@ def write_report(
     body = f"""<h1>grokscan sweep <code>{html.escape(name)}</code></h1>
 <p>{len(runs)} runs, {int(runs["step_gen"].notna().sum())} generalized. Report written {now}.</p>
 <h2>Definition</h2>{_definition(runs)}
-<h2>Runs by status and phase</h2>{_counts(runs, gap)}
+<h2>Runs by status and phase</h2>{_counts(runs, gap, threshold)}
 <h2>Phase diagram</h2>{_figure(runs, "phase")}
 <h2>Time to generalize</h2>{_figure(runs, "time")}
 <details><summary>Per-cell table</summary>{cells}</details>

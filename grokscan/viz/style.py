@@ -20,10 +20,12 @@ from matplotlib.ticker import FuncFormatter
 from grokscan.config import FIELD_NAMES, SEED_FIELDS
 from grokscan.errors import UserError
 
-# Okabe-Ito colours: distinguishable with the common colour-vision deficiencies, fixed across figures.
+# Okabe-Ito colours: distinguishable with the common colour-vision deficiencies, fixed across figures;
+# undetermined (budget too short to tell, `grokscan.results.phases`) in a neutral grey.
 PHASE_COLORS = {
     "comprehension": "#009E73",
     "grokking": "#E69F00",
+    "undetermined": "#999999",
     "memorization": "#56B4E9",
     "confusion": "#CC79A7",
 }

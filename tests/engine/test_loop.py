@@ -19,7 +19,8 @@ from grokscan.results.phases import PHASES, phase, phases
 
 def _phases(results: list[RunResult], gap: int = 1000) -> list[str | None]:
     """The phase of each run as the analysis names it (None for a run whose status is not ok)."""
-    rows = [{"status": r.status, "step_fit": r.step_fit, "step_gen": r.step_gen} for r in results]
+    keys = ("status", "step_fit", "step_gen", "steps_run")
+    rows = [{k: getattr(r, k) for k in keys} for r in results]
     return phases(pd.DataFrame(rows), gap).tolist()
 
 
@@ -107,7 +108,7 @@ def test_early_stop_and_censoring() -> None:
     assert results[1].steps_run >= results[0].steps_run + 20  # same run, patience 3 instead of 1
     last = results[-1]
     assert last.step_gen is None and last.censored and last.steps_run == last.config.steps
-    assert phase(last.step_fit, last.step_gen) in ("memorization", "confusion")
+    assert phase(last.step_fit, last.step_gen, steps_run=last.steps_run) in ("undetermined", "confusion")
     assert results[-1].pack_size == 1 and results[0].pack_size == 5
 
 
@@ -187,20 +188,22 @@ def test_train_runs_keeps_input_order() -> None:
 
 
 @pytest.mark.parametrize(
-    "step_fit,step_gen,gap,want",
+    "step_fit,step_gen,gap,steps_run,want",
     [
-        (100, 150, 1000, "comprehension"),
-        (100, 100, 0, "comprehension"),
-        (100, 50, 0, "comprehension"),  # generalized before fitting
-        (100, 1100, 1000, "comprehension"),  # gap boundary: exactly `gap` steps is still comprehension
-        (100, 1101, 1000, "grokking"),
-        (100, 5000, 1000, "grokking"),
-        (100, None, 1000, "memorization"),
-        (None, None, 1000, "confusion"),
+        (100, 150, 1000, 200, "comprehension"),
+        (100, 100, 0, 200, "comprehension"),
+        (100, 50, 0, 200, "comprehension"),  # generalized before fitting
+        (100, 1100, 1000, 1200, "comprehension"),  # gap boundary: exactly `gap` steps is still comprehension
+        (100, 1101, 1000, 1200, "grokking"),
+        (100, 5000, 1000, 5100, "grokking"),
+        (100, None, 1000, 1101, "memorization"),  # > gap after fitting and >= 10x step_fit
+        (100, None, 1000, 1100, "undetermined"),  # exactly `gap` after fitting: could still comprehend
+        (500, None, 1000, 4999, "undetermined"),  # < 10x step_fit: could still grok late
+        (None, None, 1000, 4000, "confusion"),
     ],
 )
-def test_phase(step_fit, step_gen, gap, want) -> None:
-    assert phase(step_fit, step_gen, gap) == want
+def test_phase(step_fit, step_gen, gap, steps_run, want) -> None:
+    assert phase(step_fit, step_gen, gap, steps_run=steps_run) == want
 
 
 def test_result_phase_uses_analysis_gap_and_status() -> None:

@@ -35,10 +35,10 @@ HAND = _runs(
         (0.3, 0.1, "ok", 100, 400, 1000, "grokking"),
         # (0.3, 1.0): events at 100, 200, 300; censored at 150 and 400.
         (0.3, 1.0, "ok", 50, 100, 1000, "comprehension"),
-        (0.3, 1.0, "ok", 50, N, 150, "memorization"),
+        (0.3, 1.0, "ok", 50, N, 150, "undetermined"),
         (0.3, 1.0, "ok", 50, 200, 1000, "grokking"),
         (0.3, 1.0, "ok", 50, 300, 1000, "grokking"),
-        (0.3, 1.0, "ok", 50, N, 400, "memorization"),
+        (0.3, 1.0, "ok", 50, N, 400, "undetermined"),
         (0.3, 1.0, "diverged", 50, N, 120, N),
         # (0.5, 0.1): unanimous.
         (0.5, 0.1, "ok", 50, 100, 1000, "comprehension"),
@@ -125,7 +125,7 @@ def test_majority_phase_mixed_and_delay():
     assert a["median_step_fit"] == 75.0
     assert a["median_delay"] == 175.0  # delays 50, 150, 200, 300
     assert a["median_delay_ratio"] == 3.5  # ratios 2, 4, 3, 4
-    tie = _cell(t, 0.3, 1.0)  # grokking 2, memorization 2, comprehension 1: tie goes to grokking
+    tie = _cell(t, 0.3, 1.0)  # grokking 2, undetermined 2, comprehension 1: tie goes to grokking
     assert (tie["phase"], tie["phase_share"], tie["mixed"]) == ("grokking", 0.4, True)
     assert tie["median_delay"] == 150.0  # delays 50, 150, 250 of the runs that reached both
     same = _cell(t, 0.5, 0.1)
@@ -157,8 +157,10 @@ def test_phase_table_names_phases_with_the_gap():
     wide = phase_table(HAND, "frac", "weight_decay", gap=1000)  # the gap replaces the stored phases
     a = _cell(wide, 0.3, 0.1)
     assert (a["phase"], a["phase_share"], a["mixed"]) == ("comprehension", 1.0, False)
-    b = _cell(wide, 0.3, 1.0)  # comprehension 3, memorization 2
+    b = _cell(wide, 0.3, 1.0)  # comprehension 3, undetermined 2
     assert (b["phase"], b["phase_share"], b["mixed"]) == ("comprehension", 0.6, True)
+    # Fit at 50, censored at 1000: 950 steps after fitting is within a 1000-step gap, so undetermined.
+    assert _cell(wide, 0.5, 1.0)["phase"] == "undetermined"
     assert pd.isna(_cell(wide, 0.7, 0.1)["phase"])
     narrow = _cell(phase_table(bare, "frac", "weight_decay", gap=0), 0.5, 0.1)
     assert (narrow["phase"], narrow["phase_share"]) == ("grokking", 1.0)

@@ -67,7 +67,8 @@ def test_round_trip_keeps_every_field_and_nulls(tmp_path):
             assert pd.isna(row[name]) if expected is None else row[name] == expected, name
         assert row.final_val_acc == 0.25 and row.status == "ok" and row.pack_size == 2
     censored = df[df.run_id == results[0].run_id].iloc[0]
-    assert pd.isna(censored.step_gen) and bool(censored.censored) and censored.phase == "memorization"
+    # Fit at 100, trained to 150: too short to tell memorization from late grokking (results.phases).
+    assert pd.isna(censored.step_gen) and bool(censored.censored) and censored.phase == "undetermined"
     assert str(df.step_gen.dtype) == "Int64" and df.step_gen.dropna().tolist() == [150]
     assert df.created_at.dt.tz is not None
     curves = load_curves(str(tmp_path))
@@ -252,7 +253,7 @@ def test_phase_is_named_on_load_with_the_gap(tmp_path):
         df = load_runs(str(tmp_path), "g") if gap is None else load_runs(str(tmp_path), "g", gap=gap)
         by_id = df.set_index("run_id")["phase"]
         assert by_id[results[0].run_id] == want, gap
-        assert by_id[results[1].run_id] == "memorization" and pd.isna(by_id[RunConfig(seed=9).run_id])
+        assert by_id[results[1].run_id] == "undetermined" and pd.isna(by_id[RunConfig(seed=9).run_id])
     raw = pq.read_table(tmp_path / "runs" / "sweep=g" / files(tmp_path, "runs", "g")[0])
     assert not {"phase", "gap"} & set(raw.column_names)  # named at analysis time, never stored
     with pytest.raises(UserError, match="gap"):
@@ -265,7 +266,8 @@ def test_results_of_grokscan_0_1_load():
     assert list(runs.columns) == runs_columns() and "gap" not in runs.columns
     stored = pd.read_parquet(V0 / "runs").set_index("run_id")  # 0.1 stored gap (1000) and phase
     assert (stored.gap == 1000).all()
-    assert runs.set_index("run_id").phase.to_dict() == stored.phase.to_dict()
+    # 0.1 called every fit-only run memorization; these trained 2x their step_fit: undetermined now.
+    assert set(stored.phase) == {"memorization"} and set(runs.phase) == {"undetermined"}
     assert runs.final_val_acc.notna().all() and str(runs.step_fit.dtype) == "Int64"
     curves = load_curves(str(V0), "smoke")
     assert list(curves.columns) == [*CURVES_SCHEMA.names, *CURVE_METRICS]
