@@ -32,7 +32,7 @@ from grokscan.registry import closest
 from grokscan.sweep.adaptive import Search
 from grokscan.sweep.adaptive_space import adaptive_search
 from grokscan.sweep.domains import axis_values, parse_override, positive_int
-from grokscan.sweep.record import parse_record
+from grokscan.sweep.record import check_record, parse_record
 
 SETTINGS = ("param_space", "name", "pack_size", "resources", "max_concurrent", "record")
 SEARCH_SETTINGS = ("search_alg", "num_samples", "metric", "mode")
@@ -141,6 +141,7 @@ def load_space(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
         if cfg.run_id not in seen:  # fields that do not apply collapse grid points into one run
             seen.add(cfg.run_id)
             configs.append(cfg)
+    check_record(path, common["record"], configs)
     return Sweep(configs=configs, axes={k: v for k, v in axes.items() if len(v) > 1}, **common)
 
 

@@ -84,8 +84,11 @@ def pack_trial(
         tune.report(out)
         return
     reported: set[str] = set()
+    rec, tap = recording_of(record or {}, storage)
 
     def report(results: list[RunResult]) -> None:  # once per eval at which runs end: one write, one report
+        if tap is not None:  # before the runs rows: a run stored as done has its weights
+            tap.write_final(results)
         store.write(sweep, results, idempotent=True)
         reported.update(r.run_id for r in results)
         runs = [Reported(r.run_id, r.status, r.step_gen is not None, r.wall_s) for r in results]
@@ -98,7 +101,7 @@ def pack_trial(
     from grokscan.engine.recording import recording
 
     try:
-        with recording(recording_of(record or {})):
+        with recording(rec):
             device = "cuda" if ray.get_gpu_ids() else "cpu"
             train_runs(configs, device=device, pack_size=len(configs), on_finished=report)
     except Exception as err:  # the pack failed: its unfinished runs are stored with the reason, once
