@@ -83,6 +83,8 @@ class RunConfig:
     train_size: int | None = None  # sequence tasks, finite regime: training examples drawn from split_seed
     regime: str | None = None  # sequence tasks: finite (train_size examples) | infinite (fresh each step)
     val_size: int | None = None  # sequence tasks: fixed held-out examples step_gen is measured on
+    dim: int | None = None  # xor_cluster: input dimension d (default 2000)
+    cluster_norm: float | None = None  # xor_cluster: ||mu1|| = ||mu2|| of the cluster means (default 14)
 
     def __post_init__(self) -> None:
         if self.width is None and isinstance(self.model, str) and self.model in MODELS:
