@@ -1,7 +1,8 @@
 """Opt-in progress measures (grokscan.engine.progress) against an independent numpy computation on one
 member of a pack: per-layer norms, the embedding's Fourier measures (explicit cos/sin basis, Gini from
 mean absolute differences) and the restricted / excluded loss (a numpy forward pass of the MLP and one
-projection per key direction); the every-k option; no columns without a recording."""
+projection per key direction); the same alone and in a pack; the every-k option; no columns without a
+recording, which changes no training."""
 
 from __future__ import annotations
 
@@ -110,6 +111,13 @@ def test_measures_match_numpy_on_one_member(task: str) -> None:
         assert result.curves["val_loss"][i] == pytest.approx(_np_ce(logits, labels)[~train].mean(), rel=1e-9)
 
 
+def test_a_member_measures_the_same_alone_and_in_a_pack() -> None:
+    configs = [RunConfig(**BASE, seed=s) for s in range(3)]
+    packed, _ = _train(configs)
+    (alone,), _ = _train([configs[2]])
+    assert alone.curves == packed[2].curves
+
+
 def test_every_k_evals_and_the_last_step() -> None:
     cfg = RunConfig(**{**BASE, "steps": 50})
     (full,), _ = _train([cfg])
@@ -125,6 +133,8 @@ def test_every_k_evals_and_the_last_step() -> None:
 def test_opt_in_only_and_what_applies() -> None:
     plain = train_runs([RunConfig(**BASE)])[0]
     assert not any(c.startswith(("norm_", "fourier_")) or "restricted" in c for c in plain.curves)
+    (recorded,), _ = _train([RunConfig(**BASE)])
+    assert all(recorded.curves[c] == plain.curves[c] for c in plain.curves)  # recording changes no training
     tf = RunConfig(task="x*y", p=7, model="transformer", width=8, heads=2, d_mlp=8, steps=10, eval_every=10)
     (result,), _ = _train([tf])
     assert {"norm_embed", "norm_l0_q", "norm_l0_mlp_in_b", "norm_unembed"} <= set(result.curves)
