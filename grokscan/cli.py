@@ -18,6 +18,7 @@ from grokscan.config import SEED_FIELDS
 from grokscan.errors import UserError
 from grokscan.results.phases import DEFAULT_GAP
 from grokscan.sweep.preflight import check_address, check_numbers, check_size, check_storage
+from grokscan.sweep.record import weights_note
 from grokscan.sweep.space import Sweep, load_space
 
 BAD_INPUT, RUNS_FAILED = 2, 1
@@ -118,6 +119,8 @@ def _run(args: argparse.Namespace) -> int:
             os.environ["RAY_ADDRESS"] = args.address
     sweep = load_space(args.space, args.overrides)
     check_size(sweep.max_runs, args.yes or args.dry_run, args.space)
+    if note := weights_note(sweep.record, sweep.configs):
+        print(note)
     if args.dry_run:
         print(_dry_run(sweep, args))
         return 0

@@ -86,9 +86,9 @@ class RunConfig:
     loss_dtype: str | None = None  # losses: dtype the loss is computed in (None: the model's `dtype`)
     grokfast_window: int | None = None  # grokfast_ma: gradients averaged (Lee et al. 2024: 100)
     grokfast_ma_lamb: float | None = None  # grokfast_ma: weight of the average (Lee et al. 2024: 5.0)
-    norm_constraint: str | None = (
-        None  # optimizers: "init" holds the weight norm at its init value (Omnigrok)
-    )
+    norm_constraint: str | None = None  # optimizers: "init" holds the weight norm at its init (Omnigrok)
+    dim: int | None = None  # xor_cluster: input dimension d (default 2000)
+    cluster_norm: float | None = None  # xor_cluster: ||mu1|| = ||mu2|| of the cluster means (default 14)
 
     def __post_init__(self) -> None:
         if self.width is None and isinstance(self.model, str) and self.model in MODELS:

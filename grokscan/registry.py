@@ -31,6 +31,7 @@ _BUILTINS = (
     "grokscan.engine.filters",
     "grokscan.engine.losses",
     "grokscan.engine.metrics",
+    "grokscan.engine.progress",
 )
 _loaded = False
 

@@ -15,6 +15,7 @@ import torch
 
 from grokscan.config import RunConfig
 from grokscan.engine.models import Model
+from grokscan.engine.recording import Recording, current
 from grokscan.registry import CURVE_METRICS, LOSSES, TASKS, Entry
 
 
@@ -24,7 +25,8 @@ class EvalBatch:
     weights), members' flat parameters [m, P], logits [m, N, C] and labels [m, N] over all N table rows,
     per-row losses [m, N], the training-row mask as 0/1 floats [m, N] and its row counts [m] (n_val:
     validation rows). Sequence tasks: logits [m, N, A, C], labels [m, N, A], per-row losses the mean over
-    the A answer positions, and `position_losses` [m, N, A] (None for other tasks)."""
+    the A answer positions, and `position_losses` [m, N, A] (None for other tasks). `step`: the updates
+    the members have taken."""
 
     cfg: RunConfig
     model: Model
@@ -36,10 +38,14 @@ class EvalBatch:
     n_train: torch.Tensor
     n_val: torch.Tensor
     position_losses: torch.Tensor | None = None
+    step: int = 0
 
 
 class CurveMetric(Entry):
+    """`opt_in`: recorded only for sweeps that name it (`engine.recording`), not for every run."""
+
     columns: tuple[str, ...] = ()
+    opt_in = False
 
     def applies(self, cfg: RunConfig) -> bool:
         return True
@@ -128,6 +134,24 @@ for _entry in (Accuracy(), MeanLoss(), WeightNorm(), ZeroLossFraction(), Positio
     CURVE_METRICS.register(_entry)
 
 
+class EveryKEvals(CurveMetric):
+    """An opt-in metric computed only at the evals its recording says are due; NaN at the others."""
+
+    def __init__(self, metric: CurveMetric, rec: Recording) -> None:
+        self.metric, self.rec, self.name = metric, rec, metric.name
+
+    def columns_for(self, cfg: RunConfig) -> tuple[str, ...]:
+        return self.metric.columns_for(cfg)
+
+    def compute(self, ev: EvalBatch) -> torch.Tensor:
+        if self.rec.due(ev.step, ev.cfg.eval_every, ev.cfg.steps):
+            return self.metric.compute(ev)
+        return ev.flat.new_full((len(ev.flat), len(self.columns_for(ev.cfg))), float("nan"))
+
+
 def metrics_for(cfg: RunConfig) -> list[CurveMetric]:
-    """The registered curve metrics that apply to runs shaped like `cfg`, in registration order."""
-    return [m for m in CURVE_METRICS if m.applies(cfg)]
+    """The registered curve metrics that apply to runs shaped like `cfg`, in registration order: every
+    default metric, and the opt-in ones the current recording names."""
+    rec = current()
+    chosen = [m for m in CURVE_METRICS if m.applies(cfg) and (not m.opt_in or m.name in rec.metrics)]
+    return [EveryKEvals(m, rec) if m.opt_in and rec.every > 1 else m for m in chosen]

@@ -12,6 +12,7 @@ from grokscan.engine.memory import eval_chunk
 from grokscan.engine.metrics import EvalBatch, metrics_for
 from grokscan.engine.models import Model
 from grokscan.engine.optim import Optimizer
+from grokscan.engine.recording import current
 from grokscan.registry import TASKS
 from grokscan.tasks.base import TaskData
 
@@ -51,6 +52,7 @@ class Pack:
         else:
             self.x = data.x.to(device) if data.n_vocab is not None else data.x.to(device, self.dtype)
         self.model = Model(cfg, self.task.dims(cfg))
+        self.recording = current()
         self.metrics = metrics_for(cfg)
         self.columns = [c for m in self.metrics for c in m.columns_for(cfg)]
         self.streams = self.task.streams(cfg)
@@ -63,6 +65,7 @@ class Pack:
         self.batch_gens = [torch.Generator().manual_seed(c.seed + BATCH_STREAM) for c in configs]
         self.epoch_order: torch.Tensor | None = None
         self.opt = Optimizer(cfg, configs, self.flat, list(self.model.offsets.values()))
+        self.step = 0  # updates taken: the step of the next eval
 
     def select(self, keep: list[int]) -> None:
         idx = torch.tensor(keep, device=self.flat.device)
@@ -112,6 +115,7 @@ class Pack:
         return x, y
 
     def train_step(self, step: int) -> None:
+        self.step = step
         x, labels = self.fresh(step) if self.streams else self.rows_of(self.batch_rows(step))
         self.flat.requires_grad_(True)
         logits = self.model.forward(self.flat, x)
@@ -139,7 +143,11 @@ class Pack:
             if losses.dim() == 3:  # [m, N, A]: rows' losses are the mean over answer positions
                 per_position, losses = losses, losses.mean(2)
             n_train, n_val = train.sum(1), (1 - train).sum(1)
-            ev = EvalBatch(cfg, self.model, flat, logits, labels, losses, train, n_train, n_val, per_position)
+            ev = EvalBatch(
+                cfg, self.model, flat, logits, labels, losses, train, n_train, n_val, per_position, self.step
+            )
             finite = torch.isfinite(flat).all(1, keepdim=True).to(self.dtype)
             rows.append(torch.cat([*(metric.compute(ev) for metric in self.metrics), finite], 1))
+        if self.recording.on_eval is not None:
+            self.recording.on_eval(self.model, self.configs, self.step, self.flat)
         return torch.cat(rows)

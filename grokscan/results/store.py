@@ -66,8 +66,13 @@ def _put(filesystem: pafs.FileSystem, folder: str, table: pa.Table, name: str | 
     new uuid by default; a given name replaces a fragment of that name whole)."""
     sink = pa.BufferOutputStream()
     pq.write_table(table.drop_columns(["sweep"]), sink)
-    data = sink.getvalue()
-    final = f"{folder}/part-{name or uuid.uuid4().hex}.parquet"
+    put_whole(filesystem, folder, f"part-{name or uuid.uuid4().hex}.parquet", sink.getvalue())
+
+
+def put_whole(filesystem: pafs.FileSystem, folder: str, name: str, data: bytes | pa.Buffer) -> None:
+    """Write `data` as the file `name` in `folder`, whole: locally under a temp name, then renamed (no
+    reader matches ``.tmp-*``); an object-store PUT is all-or-nothing already."""
+    final = f"{folder}/{name}"
     if isinstance(filesystem, pafs.LocalFileSystem):
         os.makedirs(folder, exist_ok=True)
         tmp = f"{folder}/.tmp-{uuid.uuid4().hex}"

@@ -75,7 +75,13 @@ def run_sweep(
         fit_trials(
             sweep,
             tune.with_parameters(
-                pack_trial, packs=packs, fixed={}, metric=None, storage=root, sweep=sweep.name
+                pack_trial,
+                packs=packs,
+                fixed={},
+                metric=None,
+                storage=root,
+                sweep=sweep.name,
+                record=sweep.record,
             ),
             callback,
             gpus=trial_gpus(sweep, gpus_per_trial),

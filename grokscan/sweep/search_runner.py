@@ -66,7 +66,13 @@ def run_search(
     fit_trials(
         sweep,
         tune.with_parameters(
-            pack_trial, packs=[], fixed=fixed, metric=metric, storage=root, sweep=sweep.name
+            pack_trial,
+            packs=[],
+            fixed=fixed,
+            metric=metric,
+            storage=root,
+            sweep=sweep.name,
+            record=sweep.record,
         ),
         callback,
         gpus=trial_gpus(sweep, gpus_per_trial),

@@ -6,7 +6,8 @@ A search-space file is a plain Python module in Ray Tune's vocabulary::
     param_space = {"task": "x+y", "frac": tune.grid_search([0.3, 0.5]), "seed": tune.grid_search([0, 1])}
 
 Optional module-level settings: `name` (the sweep name; default: the file's stem), `pack_size` (runs per
-trial), `resources` ({"cpu": 1, "gpu": 0} per trial) and `max_concurrent` (trials at once); for an adaptive
+trial), `resources` ({"cpu": 1, "gpu": 0} per trial), `max_concurrent` (trials at once) and `record` (what
+runs record beyond the default curves: `grokscan.sweep.record`); for an adaptive
 sweep, `search_alg` with `num_samples`, `metric` and `mode` (see `grokscan.sweep.adaptive`). Everything is
 validated before any Ray work starts; every problem raises UserError naming the file, the key and what is
 allowed. The file is imported as its own module (it runs with the user's rights, like any script).
@@ -31,8 +32,9 @@ from grokscan.registry import closest
 from grokscan.sweep.adaptive import Search
 from grokscan.sweep.adaptive_space import adaptive_search
 from grokscan.sweep.domains import axis_values, parse_override, positive_int
+from grokscan.sweep.record import check_record, parse_record
 
-SETTINGS = ("param_space", "name", "pack_size", "resources", "max_concurrent")
+SETTINGS = ("param_space", "name", "pack_size", "resources", "max_concurrent", "record")
 SEARCH_SETTINGS = ("search_alg", "num_samples", "metric", "mode")
 RESOURCE_KEYS = ("cpu", "gpu")
 SWEEP_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -50,6 +52,7 @@ class Sweep:
     resources: dict[str, float] = field(default_factory=lambda: {"cpu": 1.0, "gpu": 0.0})
     max_concurrent: int | None = None
     search: Search | None = None  # adaptive sweeps: the search algorithm and its space
+    record: dict[str, Any] = field(default_factory=dict)  # `grokscan.sweep.record`; {}: default curves
 
     @property
     def max_runs(self) -> int:
@@ -120,6 +123,7 @@ def load_space(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
         pack_size=positive_int(path, "pack_size", settings.get("pack_size")),
         resources=_resources(path, settings.get("resources")),
         max_concurrent=positive_int(path, "max_concurrent", settings.get("max_concurrent")),
+        record=parse_record(path, settings.get("record")),
     )
     if "search_alg" in settings:
         search, axes = adaptive_search(path, settings, space)
@@ -137,6 +141,7 @@ def load_space(path: str | Path, overrides: Sequence[str] = ()) -> Sweep:
         if cfg.run_id not in seen:  # fields that do not apply collapse grid points into one run
             seen.add(cfg.run_id)
             configs.append(cfg)
+    check_record(path, common["record"], configs)
     return Sweep(configs=configs, axes={k: v for k, v in axes.items() if len(v) > 1}, **common)
 
 

@@ -21,6 +21,7 @@ from grokscan.result import RunResult
 from grokscan.results.store import Store
 from grokscan.sweep.adaptive import objective, run_objective
 from grokscan.sweep.ray_env import ray, tune
+from grokscan.sweep.record import recording_of
 
 RESULT_KEY = "grokscan_runs"
 MAX_ERROR_CHARS = 500
@@ -61,10 +62,16 @@ def error_message(err: BaseException) -> str:
 
 
 def pack_trial(
-    config: dict, packs: list[list[dict]], fixed: dict, metric: str | None, storage: str, sweep: str
+    config: dict,
+    packs: list[list[dict]],
+    fixed: dict,
+    metric: str | None,
+    storage: str,
+    sweep: str,
+    record: dict | None = None,
 ) -> None:
-    """The trial function: train the trial's runs as one pack on its device; write, then report, the runs
-    that end at each eval."""
+    """The trial function: train the trial's runs as one pack on its device, recording what the sweep's
+    `record` setting asks for; write, then report, the runs that end at each eval."""
     store = Store(storage)
     try:
         configs = trial_configs(config, packs, fixed)
@@ -77,8 +84,11 @@ def pack_trial(
         tune.report(out)
         return
     reported: set[str] = set()
+    rec, tap = recording_of(record or {}, storage)
 
     def report(results: list[RunResult]) -> None:  # once per eval at which runs end: one write, one report
+        if tap is not None:  # before the runs rows: a run stored as done has its weights
+            tap.write_final(results)
         store.write(sweep, results, idempotent=True)
         reported.update(r.run_id for r in results)
         runs = [Reported(r.run_id, r.status, r.step_gen is not None, r.wall_s) for r in results]
@@ -88,11 +98,12 @@ def pack_trial(
         tune.report(out)
 
     from grokscan.engine.loop import train_runs  # torch: loaded on the worker, not by the driver
+    from grokscan.engine.recording import recording
 
     try:
-        train_runs(
-            configs, device="cuda" if ray.get_gpu_ids() else "cpu", pack_size=len(configs), on_finished=report
-        )
+        with recording(rec):
+            device = "cuda" if ray.get_gpu_ids() else "cpu"
+            train_runs(configs, device=device, pack_size=len(configs), on_finished=report)
     except Exception as err:  # the pack failed: its unfinished runs are stored with the reason, once
         left = [c for c in configs if c.run_id not in reported]
         store.write(sweep, errors=[(c, error_message(err)) for c in left], idempotent=True)

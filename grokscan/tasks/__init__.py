@@ -13,6 +13,7 @@ from grokscan.tasks import (  # noqa: F401  (register the entries)
     parity,
     permutation,
     repeat_subseq,
+    xor_cluster,
 )
 from grokscan.tasks.base import Dims, MemberData, Task, TaskData
 

@@ -91,7 +91,8 @@ def test_member_bytes_grows_with_width_rows_and_state() -> None:
 def test_pack_bytes_for_every_model_optimizer_and_filter(model: str, optimizer: str, grad_filter: str):
     """Every registered combination has an estimate (its entries give state copies and activation sizes),
     positive and strictly increasing in the pack's members."""
-    cfg = RunConfig(p=11, model=model, optimizer=optimizer, grad_filter=grad_filter)
+    task = dict(task="xor_cluster", n_samples=40, dim=8) if model == "relu2" else dict(p=11)  # 2 classes
+    cfg = RunConfig(**task, model=model, optimizer=optimizer, grad_filter=grad_filter)
     sizes = [memory.pack_bytes(cfg, m) for m in (1, 2, 8, 64, 1024)]
     assert sizes[0] > 0
     assert all(a < b for a, b in itertools.pairwise(sizes)), sizes
