@@ -8,8 +8,9 @@ Defaults and their sources:
 - task x+y, p=97, frac=0.5: Power et al. 2022 ("Grokking: generalization beyond overfitting").
 - AdamW lr=1e-3, betas (0.9, 0.98), weight_decay=1.0, full batch, 10-step linear warmup: Nanda et al. 2023
   ("Progress measures for grokking via mechanistic interpretability"); Power et al. also warm up for 10 steps.
-- transformer: 1 layer, d_model (width) 128, 4 heads, d_mlp 512 (Nanda et al.); depth=2 gives Power et al.'s
-  2-layer, d_model 128, 4-head size.
+- transformer: 1 layer, d_model (width) 128, 4 heads, d_mlp 512, no LayerNorm (Nanda et al.); Power et al.'s
+  is depth=2 with layernorm="post", biases="off", pos_encoding="sinusoidal", input_format="eos_x_op_y"
+  (sources in engine/models/transformer.py).
 - alpha=1 (standard init); Liu et al. 2022 "Omnigrok" scale every parameter by alpha.
 - Grokfast EMA alpha=0.98, lambda=2.0; Grokfast-MA window 100, lambda 5.0, mean: Lee et al. 2024.
 - threshold 0.99 for step_fit/step_gen (and the early stop after `patience` evals above it).
@@ -89,6 +90,10 @@ class RunConfig:
     norm_constraint: str | None = (
         None  # optimizers: "init" holds the weight norm at its init value (Omnigrok)
     )
+    layernorm: str | None = None  # transformer: "post" (Power et al. 2022) | "pre"; None: no LayerNorm
+    biases: str | None = None  # transformer: "off" drops the MLP sublayer's biases; None: kept
+    pos_encoding: str | None = None  # transformer: "sinusoidal" (Power et al. 2022); None: learned
+    input_format: str | None = None  # transformer, binary tables: "eos_x_op_y" (Power); None: x y =
 
     def __post_init__(self) -> None:
         if self.width is None and isinstance(self.model, str) and self.model in MODELS:
