@@ -55,6 +55,11 @@ CASES = {
         [],
         "needs a binary operation",
     ),
+    "batch_rule_and_batch_size": (
+        'param_space = {"batch_rule": "half_up_to_512", "batch_size": 64}',
+        [],
+        "'batch_size' = 64 is invalid: must be None when batch_rule sets it",
+    ),
     "label_noise_one": ('param_space = {"label_noise": 1.0}', [], "'label_noise'"),
     "parity_table_too_big": ('param_space = {"task": "parity", "n_samples": None}', [], "n_bits <= 20"),
     "bad_resources": ('resources = {"tpu": 1}\nparam_space = {"p": 7}', [], "unknown key 'tpu'"),
