@@ -23,6 +23,7 @@ Learning and Induction Heads"), e.g. Nanda & Lieberum 2022's 2-layer one on repe
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -167,8 +168,10 @@ def _table_sequence(x: torch.Tensor, n_vocab: int, input_format: str | None) -> 
     return torch.cat([const(n_vocab + 2), x[:, :, :1], const(n_vocab + 1), x[:, :, 1:], eq], 2)
 
 
+@functools.lru_cache(maxsize=16)  # built once per shape and device, not copied to the device every step
 def sinusoidal(n_pos: int, d: int, dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.Tensor:
-    """openai/grok's position table [n_pos, d] (transformer.py:325-339), computed in float64 as there."""
+    """openai/grok's position table [n_pos, d] (transformer.py:325-339), computed in float64 on the CPU as
+    there, so every device adds the same values. Read-only: the cached tensor is shared."""
     pos = torch.arange(n_pos, dtype=torch.float64).unsqueeze(1)
     i = torch.arange(d)
     angle = pos / 10000 ** ((i - i % 2).to(torch.float64) / d)  # odd i use the exponent of i - 1
