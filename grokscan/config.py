@@ -8,8 +8,9 @@ Defaults and their sources:
 - task x+y, p=97, frac=0.5: Power et al. 2022 ("Grokking: generalization beyond overfitting").
 - AdamW lr=1e-3, betas (0.9, 0.98), weight_decay=1.0, full batch, 10-step linear warmup: Nanda et al. 2023
   ("Progress measures for grokking via mechanistic interpretability"); Power et al. also warm up for 10 steps.
-- transformer: 1 layer, d_model (width) 128, 4 heads, d_mlp 512 (Nanda et al.); depth=2 gives Power et al.'s
-  2-layer, d_model 128, 4-head size.
+- transformer: 1 layer, d_model (width) 128, 4 heads, d_mlp 512, no LayerNorm (Nanda et al.); Power et al.'s
+  is depth=2 with layernorm="post", biases="off", pos_encoding="sinusoidal", input_format="eos_x_op_y"
+  (sources in engine/models/transformer.py).
 - alpha=1 (standard init); Liu et al. 2022 "Omnigrok" scale every parameter by alpha.
 - Grokfast EMA alpha=0.98, lambda=2.0; Grokfast-MA window 100, lambda 5.0, mean: Lee et al. 2024.
 - threshold 0.99 for step_fit/step_gen (and the early stop after `patience` evals above it).
@@ -89,6 +90,11 @@ class RunConfig:
     norm_constraint: str | None = None  # optimizers: "init" holds the weight norm at its init (Omnigrok)
     dim: int | None = None  # xor_cluster: input dimension d (default 2000)
     cluster_norm: float | None = None  # xor_cluster: ||mu1|| = ||mu2|| of the cluster means (default 14)
+    layernorm: str | None = None  # transformer: "post" (Power et al. 2022) | "pre"; None: no LayerNorm
+    biases: str | None = None  # transformer: "off" drops the MLP sublayer's biases; None: kept
+    pos_encoding: str | None = None  # transformer: "sinusoidal" (Power et al. 2022); None: learned
+    input_format: str | None = None  # transformer, binary tables: "eos_x_op_y" (Power); None: x y =
+    batch_rule: str | None = None  # "half_up_to_512": batch_size = min(512, ceil(n_train / 2)) (Power)
 
     def __post_init__(self) -> None:
         if self.width is None and isinstance(self.model, str) and self.model in MODELS:
@@ -149,6 +155,10 @@ IDENTITY_V1 = (
     *("grokfast_lamb", "dtype", "steps", "eval_every", "threshold", "patience", "gap"),
 )
 RETIRED = {"gap": 1000}
+# Minibatch sizes that depend on the training set size, by name -> batch_size for n_train rows.
+# half_up_to_512: Power et al. 2022, "minibatch size 512 or half of training dataset size (whichever is
+# smaller)"; openai/grok grok/data.py:434-435 (batchsize_hint 0, the default of training.py:79-85).
+BATCH_RULES = {"half_up_to_512": lambda n_train: min(512, math.ceil(n_train / 2))}
 
 
 def _check_types(cfg: RunConfig) -> None:
@@ -200,6 +210,7 @@ def _validate(cfg: RunConfig) -> None:
         raise cfg_error(
             "batch_size", cfg.batch_size, f"must be in [1, {n_train}] (training rows) or None for full batch"
         )
+    _check_batch_rule(cfg)
     if cfg.split_seed is not None and cfg.split_seed < 0:
         raise cfg_error("split_seed", cfg.split_seed, "must be >= 0 (or None to use seed)")
     if not 0 <= cfg.label_noise < 1:
@@ -213,6 +224,19 @@ def _validate(cfg: RunConfig) -> None:
         raise cfg_error("threshold", cfg.threshold, "must be in (0, 1]")
 
 
+def _check_batch_rule(cfg: RunConfig) -> None:
+    if cfg.batch_rule is None:
+        return
+    if cfg.batch_rule not in BATCH_RULES:
+        raise cfg_error("batch_rule", cfg.batch_rule, f"one of {', '.join(BATCH_RULES)} or None")
+    if cfg.batch_size is not None:
+        raise cfg_error("batch_size", cfg.batch_size, "must be None when batch_rule sets it")
+    if not TASKS.get(cfg.task).frac_split:
+        raise cfg_error(
+            "batch_rule", cfg.batch_rule, f"task {cfg.task!r} has no training fraction; set batch_size"
+        )
+
+
 def _normalized(cfg: RunConfig) -> dict[str, Any]:
     """Canonical values: floats as float, split_seed resolved, the entries' own defaults resolved, and the
     fields of every other entry of each registry set to None (they cannot affect this run)."""
@@ -224,6 +248,8 @@ def _normalized(cfg: RunConfig) -> dict[str, Any]:
         entry = registry.get(getattr(cfg, name))
         out.update(dict.fromkeys(registry.owned_fields() - set(entry.fields)))
         out.update(entry.normalize(cfg))
+    if cfg.batch_rule is not None:  # resolved: the run is the one that names this batch_size (same run_id)
+        out["batch_size"], out["batch_rule"] = BATCH_RULES[cfg.batch_rule](cfg.n_train), None
     return out
 
 

@@ -12,7 +12,9 @@ Grokfast-MA 790, Grokfast-EMA 910 (`--threshold 0.95` after a run at threshold 0
 
 Not expressible yet: their transformer is pre-LayerNorm with a final LayerNorm, an untied head without
 bias, an operator token in the input (x op y = : 4 tokens) and learned positions (main.py:18-70);
-grokscan's has no LayerNorm and reads x y =. Their table leaves out y = 0 (97 x 96 rows); grokscan's x*y
+grokscan's layernorm=pre is GPT-2's x + attn(LN(x)), not their block, which adds attention to the normalized
+x (main.py:38-40); its attention has no biases (nn.MultiheadAttention's have), and its operator format
+"<eos> x op y =" is Power's (5 tokens). Their table leaves out y = 0 (97 x 96 rows); grokscan's x*y
 has all 97 x 97.
 CPU size (an MLP in place of the transformer): --set p=59 --set model=mlp
 --set width=128 --set depth=1 --set steps=6000 --set eval_every=50

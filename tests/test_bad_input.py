@@ -49,6 +49,17 @@ CASES = {
     "batch_larger_than_train_set": ('param_space = {"p": 7, "batch_size": 1000}', [], "'batch_size'"),
     "transformer_on_pixels": ('param_space = {"task": "digits", "model": "transformer"}', [], "pixel inputs"),
     "heads_not_dividing_width": ('param_space = {"model": "transformer", "heads": 3}', [], "divide width"),
+    "unknown_layernorm": ('param_space = {"model": "transformer", "layernorm": "pst"}', [], "'post', 'pre'"),
+    "operator_token_on_parity": (
+        'param_space = {"model": "transformer", "task": "parity", "input_format": "eos_x_op_y"}',
+        [],
+        "needs a binary operation",
+    ),
+    "batch_rule_and_batch_size": (
+        'param_space = {"batch_rule": "half_up_to_512", "batch_size": 64}',
+        [],
+        "'batch_size' = 64 is invalid: must be None when batch_rule sets it",
+    ),
     "label_noise_one": ('param_space = {"label_noise": 1.0}', [], "'label_noise'"),
     "parity_table_too_big": ('param_space = {"task": "parity", "n_samples": None}', [], "n_bits <= 20"),
     "bad_resources": ('resources = {"tpu": 1}\nparam_space = {"p": 7}', [], "unknown key 'tpu'"),

@@ -19,6 +19,37 @@ SPACES = Path(__file__).parent.parent / "search_spaces"
 
 # Each preset: (fields every run has, {grid field: its values}); comments cite the reference code.
 REFERENCE = {
+    # openai/grok @ 3d64b1d (grok/training.py unless named); the paper's Appendix A.1 for weight decay 1
+    "power2022_ops": (
+        dict(
+            model="transformer",
+            depth=2,  # :87 --n_layers 2
+            heads=4,  # :88 --n_heads 4
+            width=128,  # :89 --d_model 128
+            d_mlp=512,  # grok/transformer.py:181, 187 d_ff = 4 * d_model
+            activation="relu",  # :92 --non_linearity relu
+            layernorm="post",  # grok/transformer.py:230, 234 LayerNorm(x + sublayer(x))
+            biases="off",  # grok/transformer.py:89-91, 142, 192, 194 bias=False
+            pos_encoding="sinusoidal",  # grok/transformer.py:325-339
+            input_format="eos_x_op_y",  # grok/data.py:250, 357 "<eos> x op y = c <eos>"
+            optimizer="adamw",  # :223 CustomAdamW, :947-948 p *= 1 - lr * wd ("to_zero": decoupled)
+            lr=1e-3,  # :108 --max_lr 1e-3
+            weight_decay=1.0,  # Appendix A.1 (ironjr/grokfast main.py:117-118 quotes it); :109 default 0
+            beta1=0.9,  # :225 betas=(0.9, 0.98)
+            beta2=0.98,
+            eps=1e-8,  # :226
+            warmup=10,  # :103 --warmup_steps 10; :200-203 linear
+            dtype="float32",
+            steps=100000,  # :846 --max_steps 100000
+            threshold=0.99,  # Figure 1 (right): 99% validation accuracy
+        ),
+        dict(
+            # grok/data.py:19-40 VALID_OPERATORS, the binary ones grokscan has; S5 in openai's operand order
+            task=["x+y", "x-y", "x*y", "x/y", "x^2+y^2", "x^2+xy+y^2", "x^2+xy+y^2+x", "x^3+xy", "x^3+xy^2+y"]
+            + ["mix", "s5_openai", "s5conj_openai", "s5aba"],
+            frac=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9],
+        ),
+    ),
     # LucasPrietoAl/grokking-at-the-edge-of-numerical-stability @ 0cc9e8d
     "prieto2025_collapse": (
         dict(
@@ -132,6 +163,16 @@ REFERENCE = {
         ),
     ),
 }
+
+
+def test_power2022_modulus_and_batches() -> None:
+    """Mod 97 (grok/data.py:43 MODULUS) for every operation but S5's, and batches of min(512, ceil(N / 2))
+    (grok/data.py:434-435; batchsize_hint 0 is the default, training.py:79-85)."""
+    sweep = load_space(SPACES / "power2022_ops.py")
+    for cfg in sweep.configs:
+        assert cfg.p == (None if cfg.task.startswith("s5") else 97), cfg.task
+        assert cfg.batch_size == min(512, math.ceil(cfg.n_train / 2)), (cfg.task, cfg.frac)
+    assert {c.batch_size for c in sweep.configs if c.task == "x+y"} == {471, 512}  # 0.1 * 9409 = 941 rows
 
 
 def _same(a, b) -> bool:

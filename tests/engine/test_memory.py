@@ -21,6 +21,14 @@ MEMORY_SHAPES = [
     RunConfig(task="s4", model="transformer", depth=2, width=32, heads=2),
     RunConfig(**PARITY, activation="gelu", depth=2),
     RunConfig(task="digits", optimizer="sgd", loss="mse", grad_filter="grokfast", dtype="float64"),
+    *(
+        RunConfig(task="x-y", p=23, model="transformer", depth=2, width=32, heads=2, **options)
+        for options in (
+            dict(layernorm="post", biases="off", pos_encoding="sinusoidal", input_format="eos_x_op_y"),
+            dict(layernorm="pre"),
+            dict(layernorm="pre", d_mlp=0),
+        )
+    ),
 ]
 
 
@@ -40,7 +48,7 @@ def _saved_bytes(pack: Pack) -> int:
     return sum(storages.values())
 
 
-@pytest.mark.parametrize("cfg", MEMORY_SHAPES, ids=lambda c: f"{c.task}-{c.model}")
+@pytest.mark.parametrize("cfg", MEMORY_SHAPES, ids=lambda c: f"{c.task}-{c.model}-{c.layernorm}-{c.d_mlp}")
 def test_member_bytes_against_a_real_pack(cfg: RunConfig) -> None:
     """The estimate's parts against the tensors of a real pack of one: parameter count (shapes derived
     without loading the task), optimizer state, and the activations autograd saves in a training step."""

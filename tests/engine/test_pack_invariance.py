@@ -99,8 +99,20 @@ def assert_close(a: RunResult, b: RunResult, rtol: float, atol: float) -> None:
             depth=2,
         ),
         dict(task="s3", width=16, eval_every=10, optimizer="adam", loss="stablemax", grad_filter="grokfast"),
+        dict(
+            **dict(task="x-y", p=11, model="transformer", width=8, heads=2, d_mlp=12, depth=2, eval_every=10),
+            **dict(layernorm="post", biases="off", pos_encoding="sinusoidal", input_format="eos_x_op_y"),
+        ),
+        dict(task="s3", model="transformer", width=8, heads=2, depth=2, eval_every=10, layernorm="pre"),
     ],
-    ids=["parity", "x*y", "sgd-mse-perp", "s3-adam-stablemax-grokfast"],
+    ids=[
+        "parity",
+        "x*y",
+        "sgd-mse-perp",
+        "s3-adam-stablemax-grokfast",
+        "transformer-power",
+        "transformer-pre",
+    ],
 )
 def test_pack_invariance_float64(base: dict) -> None:
     """Invariant 1: alone or in a pack of 9, the same run gives bit-identical results (CPU, float64)."""

@@ -16,7 +16,7 @@ from grokscan.config import RunConfig
 from grokscan.registry import ACTIVATIONS, MODELS, Entry
 from grokscan.tasks.base import Dims
 
-# name -> (shape, init) where init is ("uniform", bound) or ("normal", std) or ("zeros", 0)
+# name -> (shape, init) where init is ("uniform", bound), ("normal", std), ("zeros", 0) or ("ones", 1)
 Spec = dict[str, tuple[tuple[int, ...], tuple[str, float]]]
 
 
@@ -66,6 +66,8 @@ class Model:
                 parts.append((torch.rand(shape, generator=gen, dtype=dtype) * 2 - 1) * scale)
             elif kind == "normal":
                 parts.append(torch.randn(shape, generator=gen, dtype=dtype) * scale)
+            elif kind == "ones":  # LayerNorm gains
+                parts.append(torch.ones(shape, dtype=dtype))
             else:
                 parts.append(torch.zeros(shape, dtype=dtype))
         return torch.cat([part.reshape(-1) for part in parts]) * alpha
