@@ -194,7 +194,8 @@ def test_reader_writer_and_compactor_at_once_lose_nothing(tmp_path):
             floor = committed[0]
             curves = load_curves(root, "c")
             assert curves.groupby("run_id").size().ge(3).all() and curves.run_id.nunique() >= floor
-            assert (curves.val_acc < 9).all()  # never the duplicates' curves
+            # never the duplicates' curves (a read before the first write finds no metric columns yet)
+            assert curves.empty or (curves.val_acc < 9).all()
             floor = committed[0]
             assert len(Store(root).done_run_ids("c")) >= floor
             counts["reads"] += 1
