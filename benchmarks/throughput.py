@@ -51,14 +51,25 @@ WORKLOADS = {
 }
 
 
-def mlp_flops(cfg: RunConfig, rows: int) -> int:
-    """Matmul FLOPs of one training step of one member: 3 x forward (backward = 2 x forward)."""
-    fan_in, per_row = 2 * cfg.width, 0  # two embedded tokens, concatenated
-    for _ in range(cfg.depth):
-        per_row += 2 * fan_in * cfg.width
+NAIVE_EXTRA = {
+    "mlp": " (packed folds the embedding into the first layer)",
+    "transformer": " (naive computes every position in the last layer)",
+}
+
+
+def mlp_flops(cfg: RunConfig, rows: int, folded: bool) -> int:
+    """Matmul FLOPs of one training step of one member: 3 x forward (backward = 2 x forward). folded: the
+    first layer multiplies each input position's block by the [p, width] embedding table once per step
+    (grokscan, `mlp.folded_first_layer`); else every row's concatenated embeddings (the naive loop)."""
+    fan_in, per_row, fixed = 2 * cfg.width, 0, 0  # two embedded tokens, concatenated
+    for layer in range(cfg.depth):
+        if layer == 0 and folded:
+            fixed = 2 * 2 * cfg.p * cfg.width * cfg.width
+        else:
+            per_row += 2 * fan_in * cfg.width
         fan_in = cfg.width
     per_row += 2 * fan_in * cfg.p
-    return 3 * per_row * rows
+    return 3 * (per_row * rows + fixed)
 
 
 def transformer_flops(cfg: RunConfig, rows: int, last_only: bool) -> int:
@@ -76,7 +87,7 @@ def transformer_flops(cfg: RunConfig, rows: int, last_only: bool) -> int:
 def step_flops(workload: str, trainer: str) -> int:
     cfg = WORKLOADS[workload]
     if cfg.model == "mlp":
-        return mlp_flops(cfg, cfg.n_train)
+        return mlp_flops(cfg, cfg.n_train, folded=trainer == "packed")
     return transformer_flops(cfg, cfg.n_train, last_only=trainer == "packed")
 
 
@@ -329,6 +340,8 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     print(f"grokscan throughput benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     print(f"torch {torch.__version__}, python {platform.python_version()}, {platform.system()}")
+    if hasattr(os, "getloadavg"):  # a shared machine's other work slows the 2-thread naive row most
+        print("load average before: " + " ".join(f"{v:.2f}" for v in os.getloadavg()) + " (1, 5, 15 min)")
     print("\n".join(_device_lines(dev, cores)) + "; est = grokscan.engine.memory.pack_bytes / members")
     print(f"timing: >= {args.warmup_s:g} s warm-up, then ~{args.seconds:g} s (<= {args.steps} steps) per row")
     print("x naive: to the mean of the two naive (1 model) rows, measured first and last\n")
@@ -340,8 +353,7 @@ def main() -> None:
         )
         print(
             f"  {cfg.model}_flops: {fl['packed'] / 1e9:.3f} GFLOP per member-step packed, "
-            f"{fl['naive'] / 1e9:.3f} naive"
-            + ("" if fl["packed"] == fl["naive"] else " (naive computes every position in the last layer)")
+            f"{fl['naive'] / 1e9:.3f} naive" + ("" if fl["packed"] == fl["naive"] else NAIVE_EXTRA[cfg.model])
         )
     head = f"{'workload':<12}{'trainer':<20}{'members':>8}{'steps':>6}{'seconds':>8}"
     head += f"{'model-steps/s':>15}{'x naive':>9}{'GFLOP/s':>9}{'MB/member':>11}{'est MB':>8}"

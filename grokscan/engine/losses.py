@@ -22,12 +22,32 @@ class Loss(Entry):
     def log_probs(self, logits: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def mean_grad(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """d/d logits of the training loss: each member's mean loss over its rows (and answer positions),
+        summed over members. logits [M, B(, A), C], labels [M, B(, A)]."""
+        logits = logits.detach().requires_grad_(True)
+        losses = self.rows(logits, labels)
+        losses = losses.mean(2) if losses.dim() == 3 else losses
+        (grad,) = torch.autograd.grad(losses.mean(1).sum(), logits)
+        return grad
+
 
 class CrossEntropy(Loss):
     name = "ce"
 
     def log_probs(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.log_softmax(-1)
+
+    def mean_grad(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(softmax - one_hot) / rows, without the loss itself: the training step never reads it, and the
+        gather/scatter and log-softmax backward of autograd's path cost as much as the model's output layer.
+        Row-wise kernels only, so a member's gradient does not depend on its pack."""
+        weight = torch.ones((), dtype=logits.dtype, device=logits.device)
+        for n in labels.shape[:0:-1]:  # mean over answer positions, then rows, as autograd's path divides
+            weight = weight / n
+        grad = logits.detach().softmax(-1).mul_(weight)
+        at = labels.unsqueeze(-1)
+        return grad.scatter_(-1, at, grad.gather(-1, at) - weight)
 
 
 class StableMax(Loss):

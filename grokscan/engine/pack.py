@@ -12,7 +12,7 @@ from grokscan.engine.memory import eval_chunk
 from grokscan.engine.metrics import EvalBatch, metrics_for
 from grokscan.engine.models import Model
 from grokscan.engine.optim import Optimizer
-from grokscan.registry import TASKS
+from grokscan.registry import LOSSES, TASKS
 from grokscan.tasks.base import TaskData
 
 BATCH_STREAM = 2_000_003  # offsets the minibatch-order generator from the init generator of the same seed
@@ -62,6 +62,8 @@ class Pack:
         self.flat = torch.stack(flat).to(device)
         self.batch_gens = [torch.Generator().manual_seed(c.seed + BATCH_STREAM) for c in configs]
         self.epoch_order: torch.Tensor | None = None
+        self.full_batch: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.loss = LOSSES.get(cfg.loss)
         self.opt = Optimizer(cfg, configs, self.flat, list(self.model.offsets.values()))
 
     def select(self, keep: list[int]) -> None:
@@ -72,6 +74,7 @@ class Pack:
         self.configs = [self.configs[i] for i in keep]
         self.batch_gens = [self.batch_gens[i] for i in keep]
         self.epoch_order = self.epoch_order[idx] if self.epoch_order is not None else None
+        self.full_batch = None
         self.opt.select(idx)
 
     def batch_rows(self, step: int) -> torch.Tensor:
@@ -111,15 +114,21 @@ class Pack:
         self.x[:, :n], self.labels[:, :n] = x, y
         return x, y
 
+    def step_rows(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and labels of update `step`; a full batch's are gathered once (until `select`)."""
+        if self.streams:
+            return self.fresh(step)
+        if self.cfg.batch_size is not None:
+            return self.rows_of(self.batch_rows(step))
+        if self.full_batch is None:
+            self.full_batch = self.rows_of(self.train_idx)
+        return self.full_batch
+
     def train_step(self, step: int) -> None:
-        x, labels = self.fresh(step) if self.streams else self.rows_of(self.batch_rows(step))
+        x, labels = self.step_rows(step)
         self.flat.requires_grad_(True)
         logits = self.model.forward(self.flat, x)
-        losses = row_losses(self.cfg.loss, logits, labels)
-        if losses.dim() == 3:  # several answer positions: an example's loss is their mean
-            losses = losses.mean(2)
-        loss = losses.mean(1).sum()
-        (grad,) = torch.autograd.grad(loss, self.flat)
+        (grad,) = torch.autograd.grad(logits, self.flat, self.loss.mean_grad(logits, labels))
         self.flat.requires_grad_(False)
         self.opt.update(self.flat, grad)
 
