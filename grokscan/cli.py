@@ -132,10 +132,15 @@ def _run(args: argparse.Namespace) -> int:
         f"\n{sweep.name}: {outcome.written} runs trained, {outcome.skipped} already stored, "
         f"{outcome.errors} failed, {outcome.wall_s:.0f}s wall"
     )
+    if oom := outcome.statuses.get("oom", 0):
+        print(
+            f"{oom} runs ran out of GPU memory even alone and were not stored (the workers' logs name them); "
+            "`grokscan run` again on a GPU with more free memory trains them"
+        )
     print(f"results: {os.path.abspath(args.storage) if '://' not in args.storage else args.storage}")
     print(summary(sweep, args.storage, args.gap))
     print(next_commands(args.storage, sweep.name, args.gap))
-    return RUNS_FAILED if outcome.errors else 0
+    return RUNS_FAILED if outcome.errors or oom else 0
 
 
 def next_commands(storage: str, sweep: str, gap: int = DEFAULT_GAP) -> str:

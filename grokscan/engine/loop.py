@@ -1,5 +1,9 @@
 """Train packs of runs: one vectorized model per pack, eval schedule, stop rules, step_fit / step_gen.
 
+A pack that runs out of CUDA memory is split in half and its unfinished runs retrained from step 0 (pack
+invariance makes that equal to the first attempt), down to one run; a run that does not fit alone is left
+out and named in `MemberOutOfMemory`, raised once every other run has trained.
+
 On CPU a pack trains single-threaded: multi-threaded BLAS splits a lone matrix product differently from a
 batch of them, which would make results depend on pack size; parallelism comes from training several packs
 at once (Ray trials).
@@ -8,6 +12,7 @@ at once (Ray trials).
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -15,12 +20,28 @@ from collections.abc import Callable, Iterator, Sequence
 import torch
 
 from grokscan.config import RunConfig
-from grokscan.engine.memory import default_pack_size
+from grokscan.engine.memory import default_pack_size, member_bytes
 from grokscan.engine.pack import Pack
 from grokscan.engine.packing import make_packs, pack_key
 from grokscan.result import RunResult
 
 OnFinished = Callable[[list[RunResult]], None]
+log = logging.getLogger(__name__)
+
+
+class MemberOutOfMemory(RuntimeError):
+    """Runs that ran out of device memory even in a pack of one. `results`: every run's result in input
+    order, None for these."""
+
+    def __init__(self, configs: list[RunConfig], device: str, results: list[RunResult | None]) -> None:
+        self.configs, self.results = configs, results
+        need = max(member_bytes(c) for c in configs) / 2**30
+        ids = ", ".join(c.run_id for c in configs[:5]) + (", ..." if len(configs) > 5 else "")
+        super().__init__(
+            f"{len(configs)} run(s) ran out of CUDA memory on {device} even alone (run_id {ids}; estimated "
+            f"{need:.2f} GiB each by engine.memory.member_bytes): not trained; use a GPU with more free "
+            "memory or a smaller width, batch_size or task"
+        )
 
 
 def train_runs(
@@ -36,10 +57,20 @@ def train_runs(
     call per batch keeps a remote caller's round trips per eval, not per run.
     """
     results: list[RunResult | None] = [None] * len(configs)
-    for pack in make_packs(configs, pack_size or default_pack_size(configs, torch.device(device))):
-        for i, result in zip(pack, train_pack([configs[i] for i in pack], device, on_finished), strict=True):
+    dev = torch.device(device)
+    for pack in make_packs(configs, pack_size or default_pack_size(configs, dev)):
+        with _cpu_mode(dev):
+            trained = _train_splitting([configs[i] for i in pack], dev, on_finished)
+        for i, result in zip(pack, trained, strict=True):
             results[i] = result
+    _raise_out_of_memory(configs, results, device)
     return results  # type: ignore[return-value]
+
+
+def _raise_out_of_memory(configs: Sequence[RunConfig], results: list, device: str) -> None:
+    left = [c for c, r in zip(configs, results, strict=True) if r is None]
+    if left:
+        raise MemberOutOfMemory(left, device, results)
 
 
 @contextlib.contextmanager
@@ -67,7 +98,42 @@ def train_pack(
         raise ValueError("train_pack needs configs of one shape (equal pack_key); use train_runs")
     dev = torch.device(device)
     with _cpu_mode(dev):
-        return _train(configs, dev, on_finished)
+        results = _train_splitting(configs, dev, on_finished)
+    _raise_out_of_memory(configs, results, device)
+    return results  # type: ignore[return-value]
+
+
+def _train_splitting(
+    configs: list[RunConfig], dev: torch.device, on_finished: OnFinished | None
+) -> list[RunResult | None]:
+    """`_train`, splitting a pack that runs out of CUDA memory into halves of its unfinished runs until
+    they fit or are alone; None for a run that does not fit alone."""
+    results: list[RunResult | None] = [None] * len(configs)
+    todo = [list(range(len(configs)))]
+    while todo:
+        idx = todo.pop()
+        part: list[RunResult | None] = [None] * len(idx)
+        try:
+            _train([configs[i] for i in idx], dev, on_finished, part)
+        except torch.cuda.OutOfMemoryError:
+            left = [i for i, r in zip(idx, part, strict=True) if r is None]
+            if len(idx) > 1:
+                half = (len(left) + 1) // 2
+                todo += [h for h in (left[half:], left[:half]) if h]  # the first half trains next
+            log.warning(
+                "CUDA out of memory in a pack of %d on %s: %s",
+                len(idx),
+                dev,
+                f"retrying its {len(left)} unfinished runs in packs of <= {(len(left) + 1) // 2}"
+                if len(idx) > 1
+                else f"run {configs[idx[0]].run_id} does not fit alone",
+            )
+        for i, r in zip(idx, part, strict=True):
+            if r is not None:
+                results[i] = r
+        if dev.type == "cuda":  # the failed pack's tensors are garbage now: return them to the device
+            torch.cuda.empty_cache()
+    return results
 
 
 class _Tracker:
@@ -114,12 +180,14 @@ class _Tracker:
         )
 
 
-def _train(configs: list[RunConfig], dev: torch.device, on_finished: OnFinished | None) -> list[RunResult]:
-    """Alternate eval_every training steps with an eval; drop members from the pack as they end."""
+def _train(
+    configs: list[RunConfig], dev: torch.device, on_finished: OnFinished | None, results: list
+) -> list[RunResult]:
+    """Alternate eval_every training steps with an eval; drop members from the pack as they end. Fills
+    `results` as runs end, so a caller sees which had ended if this raises."""
     cfg0 = configs[0]
     pack = Pack(configs, dev)
     trackers = [_Tracker(c, pack.columns) for c in configs]
-    results: list[RunResult | None] = [None] * len(configs)
     device_name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
     active, step, last = list(range(len(configs))), 0, time.perf_counter()
     while True:
