@@ -17,7 +17,7 @@ from grokscan.config import SEED_FIELDS
 from grokscan.errors import UserError
 from grokscan.results.phases import DEFAULT_GAP
 from grokscan.sweep.preflight import check_address, check_size, check_storage
-from grokscan.sweep.space import Sweep, load_space
+from grokscan.sweep.space import GPUS_ALLOWED, Sweep, load_space
 
 BAD_INPUT, RUNS_FAILED = 2, 1
 
@@ -99,10 +99,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
     for flag, value in (("--pack-size", args.pack_size), ("--max-concurrent", args.max_concurrent)):
         if value is not None and value < 1:
             raise UserError(f"{flag} {value}: must be a positive integer")
-    if args.gpus_per_trial is not None and args.gpus_per_trial < 0:
-        raise UserError(
-            f"--gpus-per-trial {args.gpus_per_trial}: must be >= 0 (e.g. 0.25 for 4 trials per GPU)"
-        )
+    if args.gpus_per_trial is not None and not 0 <= args.gpus_per_trial <= 1:
+        raise UserError(f"--gpus-per-trial {args.gpus_per_trial:g}: {GPUS_ALLOWED}")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -172,7 +170,9 @@ def _dry_run(sweep: Sweep, args: argparse.Namespace) -> str:
     packs = plan_packs(sweep.configs, size)
     axes = ", ".join(f"{k} x{len(v)}" for k, v in sweep.axes.items()) or "a single point"
     text = f"{sweep.name}: {len(sweep.configs)} runs over {axes}; {len(packs)} packs of <= {size} runs"
-    if not (args.pack_size or sweep.pack_size or trial_gpus(sweep, args.gpus_per_trial)):
+    if trial_gpus(sweep, args.gpus_per_trial):
+        text += " (trials: each cuts its runs into packs that fit its GPU's free memory)"
+    elif not (args.pack_size or sweep.pack_size):
         text += f" (sized for {slots} local CPU slots)"
     return text
 

@@ -49,16 +49,18 @@ def train_runs(
     device: str = "cpu",
     pack_size: int | None = None,
     on_finished: OnFinished | None = None,
+    memory_share: float = 1.0,
 ) -> list[RunResult]:
     """Train every config, packing runs of identical shapes; results in the order of `configs`.
 
-    `pack_size` defaults from the device (`engine.memory.default_pack_size`). `on_finished` receives, once
+    `pack_size` defaults from the device (`engine.memory.default_pack_size`: on CUDA its free memory, at
+    most `memory_share` x its total). `on_finished` receives, once
     per eval, the runs of a pack that ended at that eval (runs of one pack can end at different steps): one
     call per batch keeps a remote caller's round trips per eval, not per run.
     """
     results: list[RunResult | None] = [None] * len(configs)
     dev = torch.device(device)
-    for pack in make_packs(configs, pack_size or default_pack_size(configs, dev)):
+    for pack in make_packs(configs, pack_size or default_pack_size(configs, dev, share=memory_share)):
         with _cpu_mode(dev):
             trained = _train_splitting([configs[i] for i in pack], dev, on_finished)
         for i, result in zip(pack, trained, strict=True):

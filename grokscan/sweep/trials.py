@@ -64,6 +64,16 @@ def error_message(err: BaseException) -> str:
     return " ".join(f"{type(err).__name__}: {err}".split())[:MAX_ERROR_CHARS]
 
 
+def _device(configs: list[RunConfig]) -> dict:
+    """train_runs' device and pack sizing. CPU: the trial's runs as one pack (the driver sized it). GPU:
+    packs sized on this worker from its device's free memory, within the trial's GPU share (Ray sets
+    CUDA_VISIBLE_DEVICES, so the assigned GPU is cuda:0)."""
+    if not ray.get_gpu_ids():
+        return dict(device="cpu", pack_size=len(configs))
+    share = ray.get_runtime_context().get_assigned_resources().get("GPU", 1.0)
+    return dict(device="cuda", pack_size=None, memory_share=min(1.0, share))
+
+
 def pack_trial(
     config: dict, packs: list[list[dict]], fixed: dict, metric: str | None, storage: str, sweep: str
 ) -> None:
@@ -94,9 +104,7 @@ def pack_trial(
     from grokscan.engine.loop import MemberOutOfMemory, train_runs  # torch: on the worker, not the driver
 
     try:
-        train_runs(
-            configs, device="cuda" if ray.get_gpu_ids() else "cpu", pack_size=len(configs), on_finished=report
-        )
+        train_runs(configs, on_finished=report, **_device(configs))
     except MemberOutOfMemory as err:  # the other runs are stored; these are not, and say why on stderr
         print(f"grokscan: {err}", file=sys.stderr, flush=True)
         out = {RESULT_KEY: _payload([Reported(c.run_id, OOM, False, 0.0) for c in err.configs])}

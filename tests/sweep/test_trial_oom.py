@@ -48,3 +48,38 @@ def test_oom_run_is_reported_not_stored(tmp_path, monkeypatch, capsys) -> None:
     assert callback.statuses == {"ok": 3, OOM: 1} and callback.failed == []
     outcome = callback.outcome(4, 0, 0.0)
     assert outcome.written == 3 and outcome.errors == 0
+
+
+def test_gpu_trial_sizes_its_packs_on_the_worker(tmp_path, monkeypatch) -> None:
+    """On a GPU worker (Ray's GPU ids and assigned resources mocked) the trial trains on cuda with packs
+    sized there from its GPU share (pack_size None: engine.memory.default_pack_size on the device); on a
+    CPU worker, its runs as one pack."""
+    from grokscan.engine import loop
+
+    calls: list[dict] = []
+    monkeypatch.setattr(loop, "train_runs", lambda configs, on_finished, **kw: calls.append(kw))
+    context = SimpleNamespace(get_assigned_resources=lambda: {"CPU": 1.0, "GPU": 0.5})
+    gpu = SimpleNamespace(get_gpu_ids=lambda: [0], get_runtime_context=lambda: context)
+    packs = [[RunConfig(seed=s).to_dict() for s in range(5)]]
+    monkeypatch.setattr(trials, "tune", SimpleNamespace(report=lambda out: None))
+    monkeypatch.setattr(trials, "ray", gpu)
+    pack_trial({"pack": 0}, packs, {}, None, str(tmp_path), "gpu")
+    monkeypatch.setattr(trials, "ray", SimpleNamespace(get_gpu_ids=lambda: []))
+    pack_trial({"pack": 0}, packs, {}, None, str(tmp_path), "gpu")
+    assert calls == [dict(device="cuda", pack_size=None, memory_share=0.5), dict(device="cpu", pack_size=5)]
+
+
+def test_train_runs_sizes_packs_with_the_memory_share(monkeypatch) -> None:
+    from grokscan.engine import loop
+
+    asked: list[tuple] = []
+
+    def sized(configs, dev, share):
+        asked.append((len(configs), dev.type, share))
+        return 2
+
+    monkeypatch.setattr(loop, "default_pack_size", sized)
+    results = loop.train_runs(
+        [RunConfig(**{**PARITY, "steps": 10}, seed=s) for s in range(3)], memory_share=0.25
+    )
+    assert asked == [(3, "cpu", 0.25)] and [r.pack_size for r in results] == [2, 2, 1]
