@@ -23,6 +23,7 @@ from grokscan.config import RunConfig
 from grokscan.engine.memory import default_pack_size, member_bytes
 from grokscan.engine.pack import Pack
 from grokscan.engine.packing import make_packs, pack_key
+from grokscan.engine.precision import matmul_mode
 from grokscan.result import RunResult
 
 OnFinished = Callable[[list[RunResult]], None]
@@ -116,7 +117,8 @@ def _train_splitting(
         idx = todo.pop()
         part: list[RunResult | None] = [None] * len(idx)
         try:
-            _train([configs[i] for i in idx], dev, on_finished, part)
+            with matmul_mode(configs[0], dev):
+                _train([configs[i] for i in idx], dev, on_finished, part)
         except torch.cuda.OutOfMemoryError:
             left = [i for i, r in zip(idx, part, strict=True) if r is None]
             if len(idx) > 1:

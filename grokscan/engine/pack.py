@@ -12,6 +12,7 @@ from grokscan.engine.memory import eval_chunk
 from grokscan.engine.metrics import EvalBatch, metrics_for
 from grokscan.engine.models import Model
 from grokscan.engine.optim import Optimizer
+from grokscan.engine.precision import forward_autocast
 from grokscan.registry import LOSSES, TASKS
 from grokscan.tasks.base import TaskData
 
@@ -127,7 +128,9 @@ class Pack:
     def train_step(self, step: int) -> None:
         x, labels = self.step_rows(step)
         self.flat.requires_grad_(True)
-        logits = self.model.forward(self.flat, x)
+        with forward_autocast(self.cfg, self.flat.device):
+            logits = self.model.forward(self.flat, x)
+        logits = logits.to(self.dtype)
         (grad,) = torch.autograd.grad(logits, self.flat, self.loss.mean_grad(logits, labels))
         self.flat.requires_grad_(False)
         self.opt.update(self.flat, grad)
@@ -142,7 +145,9 @@ class Pack:
             flat, labels = self.flat[a : a + chunk], self.labels[a : a + chunk]
             train = self.train_mask[a : a + chunk].to(self.dtype)
             x = self.x[a : a + chunk] if self.own_rows else self.x.expand(len(flat), *self.x.shape)
-            logits = self.model.forward(flat, x)
+            with forward_autocast(cfg, flat.device):
+                logits = self.model.forward(flat, x)
+            logits = logits.to(self.dtype)
             losses = row_losses(cfg.loss, logits, labels)
             per_position = None
             if losses.dim() == 3:  # [m, N, A]: rows' losses are the mean over answer positions
