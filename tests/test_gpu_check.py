@@ -44,6 +44,7 @@ def test_gpu_check_runs_without_ray(tmp_path: Path) -> None:
         rows = [line for line in table.splitlines() if line.startswith(workload)]
         assert any("packed, 1 proc" in r for r in rows) and any("naive (1 model)" in r for r in rows), table
         assert "error" not in table
+    assert "ratio (fastest off / fastest on)" in (out / "refill.txt").read_text()
     with open(out / "paper_sweep" / "runs.csv") as f:
         runs = list(csv.DictReader(f))
     assert len(runs) == 4 and {r["status"] for r in runs} == {"ok"}
