@@ -225,6 +225,7 @@ def _worker(spec: dict, barrier, queue) -> None:
 def run_row(spec: dict, procs: int) -> dict:
     """One row in `procs` fresh spawned processes, members split evenly, timed from one barrier:
     model-steps/s = all member-steps / (last end - first start)."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     ctx = mp.get_context("spawn")
     queue, barrier = ctx.Queue(), ctx.Barrier(procs) if procs > 1 else None
     share = spec["members"] // procs
@@ -252,7 +253,7 @@ def run_row(spec: dict, procs: int) -> dict:
         return {"error": errors[0]}
     wall = max(p["end"] for p in parts) - min(p["start"] for p in parts)
     rate = sum(p["members"] * p["steps"] for p in parts) / wall
-    return dict(rate=rate, steps=parts[0]["steps"], wall=wall, peak=sum(p["peak"] for p in parts))
+    return dict(rate=rate, steps=parts[0]["steps"], wall=wall, peak=sum(p["peak"] for p in parts), load=load)
 
 
 # Dense FP32 peak (no tensor cores), TFLOP/s, from NVIDIA's datasheets: what a float32 run's matmuls can use
@@ -346,7 +347,7 @@ def run_workload(name: str, args: argparse.Namespace, dev: torch.device, cores: 
             f"{name:<12}{label:<20}{m:>8}{r['steps']:>6}{r['wall']:>8.2f}{r['rate']:>15.2f}"
             f"{r['rate'] / naive_rate:>8.2f}x{r['rate'] * step_flops(name, trainer) / 1e9:>9.1f}"
             f"{_peak_share(r['rate'] * step_flops(name, trainer), args.peak_tflops)}"
-            f"{r['peak'] / m / 1e6:>11.1f}{est}",
+            f"{r['peak'] / m / 1e6:>11.1f}{est}{r['load']:>6.1f}",
             flush=True,
         )
     return skipped
@@ -376,6 +377,7 @@ def main() -> None:
     if hasattr(os, "getloadavg"):  # a shared machine's other work slows the 2-thread naive row most
         print("load average before: " + " ".join(f"{v:.2f}" for v in os.getloadavg()) + " (1, 5, 15 min)")
     print("\n".join(_device_lines(dev, cores)) + "; est = grokscan.engine.memory.pack_bytes / members")
+    print("load: the 1-minute load average as the row started (other work slows the naive 2 threads most)")
     peak = f"{args.peak_tflops:g} TFLOP/s FP32" if args.peak_tflops else "unknown (--peak-tflops)"
     print(f"% peak: GFLOP/s over the device's peak, {peak}")
     print(f"timing: >= {args.warmup_s:g} s warm-up, then ~{args.seconds:g} s (<= {args.steps} steps) per row")
@@ -395,6 +397,7 @@ def main() -> None:
         )
     head = f"{'workload':<12}{'trainer':<20}{'members':>8}{'steps':>6}{'seconds':>8}"
     head += f"{'model-steps/s':>15}{'x naive':>9}{'GFLOP/s':>9}{'% peak':>8}{'MB/member':>11}{'est MB':>8}"
+    head += f"{'load':>6}"
     print(f"\n{head}\n{'-' * len(head)}")
     skipped = [line for name in args.workloads.split(",") for line in run_workload(name, args, dev, cores)]
     for line in skipped:

@@ -138,7 +138,7 @@ class Pack:
         return x, y
 
     def step_rows(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Inputs and labels of update `step`; a full batch's are gathered once (until `select`)."""
+        """Inputs and labels of update `step`; a full batch's are gathered once (until members change)."""
         if self.streams:
             return self.fresh(step)
         if self.cfg.batch_size is not None:
