@@ -236,21 +236,18 @@ def _train(
         joining = waiting[: capacity - len(keep)] if refill else []
         if joining:  # they start at step 0: evaluate them there, then train with the rest
             del waiting[: len(joining)]
-            pack.add([configs[i] for i in joining])
-            trackers.update(
-                {i: _Tracker(configs[i], pack.columns, len(keep) + len(joining)) for i in joining}
-            )
             start = len(active)
-            active += joining
+            active += joining  # before add: an out-of-memory there counts them
+            pack.add([configs[i] for i in joining])
+            trackers.update({i: _Tracker(configs[i], pack.columns, len(active)) for i in joining})
             continue
         if not active:
             if not waiting:
                 return
-            pack, step = Pack([configs[i] for i in waiting[:capacity]], dev), 0  # a pack that cannot refill
-            active[:] = waiting[:capacity]
+            active[:] = waiting[:capacity]  # the next pack of a shape that cannot refill
             del waiting[:capacity]
+            pack, step, start = Pack([configs[i] for i in active], dev), 0, 0
             trackers.update({i: _Tracker(configs[i], pack.columns, len(active)) for i in active})
-            start = 0
             continue
         start = 0
         for _ in range(configs[0].eval_every):

@@ -75,3 +75,35 @@ def test_other_errors_are_not_split(monkeypatch) -> None:
         train_runs(mixed({**PARITY, "dtype": "float64"}, n=4))
     assert calls == [4]
     assert loop.MemberOutOfMemory is MemberOutOfMemory
+
+
+def test_oom_while_runs_join_or_a_new_pack_starts(monkeypatch) -> None:
+    """Out of memory as runs join a refilling pack (Pack.add), or as the next pack of a shape that cannot
+    refill is built: the runs concerned are the ones retried, and one alone that still fails is named."""
+    configs = mixed({**PARITY, "dtype": "float64"}, n=6)
+    add, raised = Pack.add, []
+
+    def add_oom(self: Pack, joining) -> None:
+        if len(self.configs) + len(joining) > 2:
+            raised.append(len(self.configs) + len(joining))
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        add(self, joining)
+
+    monkeypatch.setattr(Pack, "add", add_oom)
+    results = train_runs(configs, pack_size=3)
+    assert raised == [3] and max(r.pack_size for r in results) == 3
+    for cfg, r in zip(configs, results, strict=True):
+        assert_identical(r, train_runs([cfg])[0])
+    monkeypatch.undo()
+    minibatch = mixed({**PARITY, "dtype": "float64", "batch_size": 32}, n=4)
+    init = Pack.__init__
+
+    def init_oom(self: Pack, pack_configs, device) -> None:
+        if any(c is minibatch[3] for c in pack_configs):
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        init(self, pack_configs, device)
+
+    monkeypatch.setattr(Pack, "__init__", init_oom)
+    with pytest.raises(MemberOutOfMemory, match=minibatch[3].run_id) as err:
+        train_runs(minibatch, pack_size=2)
+    assert [r is None for r in err.value.results] == [False, False, False, True]
