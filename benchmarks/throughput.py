@@ -201,16 +201,16 @@ def _measure(spec: dict, barrier) -> dict:
         if barrier is not None:
             barrier.wait()
         sync()
-        start = time.monotonic()
+        start, cpu0 = time.monotonic(), time.process_time()
         for t in range(s + 1, s + n + 1):
             step(t)
         sync()
-        end = time.monotonic()
+        end, cpu = time.monotonic(), time.process_time() - cpu0
     if cuda:
         peak = torch.cuda.max_memory_allocated(dev) - base
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss0
-    return dict(members=spec["members"], steps=n, start=start, end=end, peak=peak)
+    return dict(members=spec["members"], steps=n, start=start, end=end, peak=peak, cpu=cpu)
 
 
 def _worker(spec: dict, barrier, queue) -> None:
@@ -253,7 +253,15 @@ def run_row(spec: dict, procs: int) -> dict:
         return {"error": errors[0]}
     wall = max(p["end"] for p in parts) - min(p["start"] for p in parts)
     rate = sum(p["members"] * p["steps"] for p in parts) / wall
-    return dict(rate=rate, steps=parts[0]["steps"], wall=wall, peak=sum(p["peak"] for p in parts), load=load)
+    cpu_ms = 1e3 * sum(p["cpu"] for p in parts) / sum(p["members"] * p["steps"] for p in parts)
+    return dict(
+        rate=rate,
+        steps=parts[0]["steps"],
+        wall=wall,
+        peak=sum(p["peak"] for p in parts),
+        load=load,
+        cpu_ms=cpu_ms,
+    )
 
 
 # Dense FP32 peak (no tensor cores), TFLOP/s, from NVIDIA's datasheets: what a float32 run's matmuls can use
@@ -347,7 +355,7 @@ def run_workload(name: str, args: argparse.Namespace, dev: torch.device, cores: 
             f"{name:<12}{label:<20}{m:>8}{r['steps']:>6}{r['wall']:>8.2f}{r['rate']:>15.2f}"
             f"{r['rate'] / naive_rate:>8.2f}x{r['rate'] * step_flops(name, trainer) / 1e9:>9.1f}"
             f"{_peak_share(r['rate'] * step_flops(name, trainer), args.peak_tflops)}"
-            f"{r['peak'] / m / 1e6:>11.1f}{est}{r['load']:>6.1f}",
+            f"{r['peak'] / m / 1e6:>11.1f}{est}{r['load']:>6.1f}{r['cpu_ms']:>8.2f}",
             flush=True,
         )
     return skipped
@@ -397,7 +405,7 @@ def main() -> None:
         )
     head = f"{'workload':<12}{'trainer':<20}{'members':>8}{'steps':>6}{'seconds':>8}"
     head += f"{'model-steps/s':>15}{'x naive':>9}{'GFLOP/s':>9}{'% peak':>8}{'MB/member':>11}{'est MB':>8}"
-    head += f"{'load':>6}"
+    head += f"{'load':>6}{'cpu ms':>8}"
     print(f"\n{head}\n{'-' * len(head)}")
     skipped = [line for name in args.workloads.split(",") for line in run_workload(name, args, dev, cores)]
     for line in skipped:
