@@ -12,13 +12,18 @@ grokscan uses a machine (Ray runs one pack per core).
 Every row runs in a fresh spawned process: warm-up steps (at least one, until --warmup-s), then timed steps
 (about --seconds worth, at most --steps; "steps" is per process); evals are not timed. model-steps/s =
 members x timed steps / seconds; GFLOP/s counts matmul FLOPs only (2 m n k per product, forward + 2x forward
-for backward; `mlp_flops`, `transformer_flops`). Memory per member: CPU, growth of the process's peak RSS
+for backward; `mlp_flops`, `transformer_flops`); "% peak" is that over the device's FP32 peak (datasheet,
+`FP32_PEAK_TFLOPS`, or --peak-tflops). Memory per member: CPU, growth of the process's peak RSS
 (getrusage ru_maxrss) from before the model is built to after the timed steps, / members: it includes
 malloc's slack, a few MB per process, which small packs show per member; CUDA, torch.cuda.max_memory_allocated
 above what was allocated before. "est" is grokscan.engine.memory.pack_bytes / members, what pack sizing uses.
 
     python benchmarks/throughput.py [--device cpu|cuda] [--steps 200] [--sizes 1,8,16,64,256,1024]
-        [--seconds 4] [--max-step-s 10] [--workloads mlp,transformer] [--malloc-reuse]
+        [--seconds 4] [--max-step-s 10] [--workloads mlp,transformer] [--malloc-reuse] [--pair]
+
+--pair measures the naive row between every two rows and gives each row's ratio to the naive rows beside
+it: on a machine shared with other work, the load changes within a run and most of all slows the naive
+loop's 2 threads.
 """
 
 from __future__ import annotations
@@ -51,14 +56,25 @@ WORKLOADS = {
 }
 
 
-def mlp_flops(cfg: RunConfig, rows: int) -> int:
-    """Matmul FLOPs of one training step of one member: 3 x forward (backward = 2 x forward)."""
-    fan_in, per_row = 2 * cfg.width, 0  # two embedded tokens, concatenated
-    for _ in range(cfg.depth):
-        per_row += 2 * fan_in * cfg.width
+NAIVE_EXTRA = {
+    "mlp": " (packed folds the embedding into the first layer)",
+    "transformer": " (naive computes every position in the last layer)",
+}
+
+
+def mlp_flops(cfg: RunConfig, rows: int, folded: bool) -> int:
+    """Matmul FLOPs of one training step of one member: 3 x forward (backward = 2 x forward). folded: the
+    first layer multiplies each input position's block by the [p, width] embedding table once per step
+    (grokscan, `mlp.folded_first_layer`); else every row's concatenated embeddings (the naive loop)."""
+    fan_in, per_row, fixed = 2 * cfg.width, 0, 0  # two embedded tokens, concatenated
+    for layer in range(cfg.depth):
+        if layer == 0 and folded:
+            fixed = 2 * 2 * cfg.p * cfg.width * cfg.width
+        else:
+            per_row += 2 * fan_in * cfg.width
         fan_in = cfg.width
     per_row += 2 * fan_in * cfg.p
-    return 3 * per_row * rows
+    return 3 * (per_row * rows + fixed)
 
 
 def transformer_flops(cfg: RunConfig, rows: int, last_only: bool) -> int:
@@ -76,7 +92,7 @@ def transformer_flops(cfg: RunConfig, rows: int, last_only: bool) -> int:
 def step_flops(workload: str, trainer: str) -> int:
     cfg = WORKLOADS[workload]
     if cfg.model == "mlp":
-        return mlp_flops(cfg, cfg.n_train)
+        return mlp_flops(cfg, cfg.n_train, folded=trainer == "packed")
     return transformer_flops(cfg, cfg.n_train, last_only=trainer == "packed")
 
 
@@ -185,16 +201,16 @@ def _measure(spec: dict, barrier) -> dict:
         if barrier is not None:
             barrier.wait()
         sync()
-        start = time.monotonic()
+        start, cpu0 = time.monotonic(), time.process_time()
         for t in range(s + 1, s + n + 1):
             step(t)
         sync()
-        end = time.monotonic()
+        end, cpu = time.monotonic(), time.process_time() - cpu0
     if cuda:
         peak = torch.cuda.max_memory_allocated(dev) - base
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss0
-    return dict(members=spec["members"], steps=n, start=start, end=end, peak=peak)
+    return dict(members=spec["members"], steps=n, start=start, end=end, peak=peak, cpu=cpu)
 
 
 def _worker(spec: dict, barrier, queue) -> None:
@@ -209,6 +225,7 @@ def _worker(spec: dict, barrier, queue) -> None:
 def run_row(spec: dict, procs: int) -> dict:
     """One row in `procs` fresh spawned processes, members split evenly, timed from one barrier:
     model-steps/s = all member-steps / (last end - first start)."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     ctx = mp.get_context("spawn")
     queue, barrier = ctx.Queue(), ctx.Barrier(procs) if procs > 1 else None
     share = spec["members"] // procs
@@ -236,7 +253,32 @@ def run_row(spec: dict, procs: int) -> dict:
         return {"error": errors[0]}
     wall = max(p["end"] for p in parts) - min(p["start"] for p in parts)
     rate = sum(p["members"] * p["steps"] for p in parts) / wall
-    return dict(rate=rate, steps=parts[0]["steps"], wall=wall, peak=sum(p["peak"] for p in parts))
+    cpu_ms = 1e3 * sum(p["cpu"] for p in parts) / sum(p["members"] * p["steps"] for p in parts)
+    return dict(
+        rate=rate,
+        steps=parts[0]["steps"],
+        wall=wall,
+        peak=sum(p["peak"] for p in parts),
+        load=load,
+        cpu_ms=cpu_ms,
+    )
+
+
+# Dense FP32 peak (no tensor cores), TFLOP/s, from NVIDIA's datasheets: what a float32 run's matmuls can use
+# without matmul_precision="tf32".
+FP32_PEAK_TFLOPS = {"H200": 67.0, "H100 80GB HBM3": 67.0, "H100 PCIe": 51.0, "A100": 19.5, "L40S": 91.6}
+
+
+def peak_tflops(dev: torch.device) -> float | None:
+    """The device's FP32 peak by name (FP32_PEAK_TFLOPS), None where unknown (every CPU)."""
+    if dev.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(dev)
+    return next((v for k, v in FP32_PEAK_TFLOPS.items() if k in name), None)
+
+
+def _peak_share(flops_per_s: float, peak: float | None) -> str:
+    return f"{100 * flops_per_s / (peak * 1e12):>7.2f}%" if peak else f"{'-':>8}"
 
 
 def _device_lines(dev: torch.device, cores: int) -> list[str]:
@@ -273,6 +315,8 @@ def run_workload(name: str, args: argparse.Namespace, dev: torch.device, cores: 
     rows = [("naive", 1, 1)] + ([("naive, 1 thread", 1, 1)] if dev.type == "cpu" and cores > 1 else [])
     for m in sorted({int(s) for s in args.sizes.split(",")}):
         rows += [("packed", m, 1)] + ([("packed", m, procs)] if 1 < procs <= m else [])
+    if args.pair:  # a naive row between every two rows: each ratio is to the naive rows beside it
+        rows = [row for packed in rows[1:] for row in (("naive", 1, 1), packed)]
     rows.append(("naive", 1, 1))  # again at the end: ratios are to the mean of both, and drift shows
     per_member_s, naive_rates, done = None, [], []
     for trainer, m, k in rows:
@@ -297,7 +341,12 @@ def run_workload(name: str, args: argparse.Namespace, dev: torch.device, cores: 
             per_member_s = 1 / r["rate"]
         done.append((label, spec["trainer"], m, k, r))
     naive_rate = sum(naive_rates) / len(naive_rates) if naive_rates else float("nan")
-    for label, trainer, m, k, r in done:
+    for i, (label, trainer, m, k, r) in enumerate(done):
+        if args.pair and "rate" in r:
+            naive = [j for j in (i - 1, i + 1) if 0 <= j < len(done) and done[j][0] == "naive (1 model)"]
+            beside = [done[j][4] for j in naive]
+            beside = [b["rate"] for b in beside if "rate" in b] if label != "naive (1 model)" else [r["rate"]]
+            naive_rate = sum(beside) / len(beside) if beside else float("nan")
         if "error" in r:
             print(f"{name:<12}{label:<20}{m:>8}  error: {r['error']}")
             continue
@@ -305,7 +354,8 @@ def run_workload(name: str, args: argparse.Namespace, dev: torch.device, cores: 
         print(
             f"{name:<12}{label:<20}{m:>8}{r['steps']:>6}{r['wall']:>8.2f}{r['rate']:>15.2f}"
             f"{r['rate'] / naive_rate:>8.2f}x{r['rate'] * step_flops(name, trainer) / 1e9:>9.1f}"
-            f"{r['peak'] / m / 1e6:>11.1f}{est}",
+            f"{_peak_share(r['rate'] * step_flops(name, trainer), args.peak_tflops)}"
+            f"{r['peak'] / m / 1e6:>11.1f}{est}{r['load']:>6.1f}{r['cpu_ms']:>8.2f}",
             flush=True,
         )
     return skipped
@@ -322,16 +372,27 @@ def main() -> None:
     add("--max-step-s", type=float, default=10.0, help="skip sizes predicted slower per step")
     add("--workloads", default="mlp,transformer")
     add("--malloc-reuse", action="store_true", help="diagnostic: workers' glibc malloc keeps freed memory")
+    add("--pair", action="store_true", help="a naive row before and after every row (a shared machine)")
+    add("--peak-tflops", type=float, default=None, help="the device's FP32 peak (default: FP32_PEAK_TFLOPS)")
     args = parser.parse_args()
     if args.malloc_reuse:  # read by glibc as each spawned worker starts
         os.environ.update(MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_=str(2**40))
     dev = torch.device(args.device)
+    args.peak_tflops = args.peak_tflops or peak_tflops(dev)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     print(f"grokscan throughput benchmark, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     print(f"torch {torch.__version__}, python {platform.python_version()}, {platform.system()}")
+    if hasattr(os, "getloadavg"):  # a shared machine's other work slows the 2-thread naive row most
+        print("load average before: " + " ".join(f"{v:.2f}" for v in os.getloadavg()) + " (1, 5, 15 min)")
     print("\n".join(_device_lines(dev, cores)) + "; est = grokscan.engine.memory.pack_bytes / members")
+    print("load: the 1-minute load average as the row started (other work slows the naive 2 threads most)")
+    peak = f"{args.peak_tflops:g} TFLOP/s FP32" if args.peak_tflops else "unknown (--peak-tflops)"
+    print(f"% peak: GFLOP/s over the device's peak, {peak}")
     print(f"timing: >= {args.warmup_s:g} s warm-up, then ~{args.seconds:g} s (<= {args.steps} steps) per row")
-    print("x naive: to the mean of the two naive (1 model) rows, measured first and last\n")
+    if args.pair:
+        print("x naive: to the mean of the naive (1 model) rows measured just before and after the row\n")
+    else:
+        print("x naive: to the mean of the two naive (1 model) rows, measured first and last\n")
     for name in args.workloads.split(","):
         cfg, fl = WORKLOADS[name], {t: step_flops(name, t) for t in ("naive", "packed")}
         shape = f"width {cfg.width}" + (f", {cfg.heads} heads, d_mlp {cfg.d_mlp}" if cfg.heads else "")
@@ -340,11 +401,11 @@ def main() -> None:
         )
         print(
             f"  {cfg.model}_flops: {fl['packed'] / 1e9:.3f} GFLOP per member-step packed, "
-            f"{fl['naive'] / 1e9:.3f} naive"
-            + ("" if fl["packed"] == fl["naive"] else " (naive computes every position in the last layer)")
+            f"{fl['naive'] / 1e9:.3f} naive" + ("" if fl["packed"] == fl["naive"] else NAIVE_EXTRA[cfg.model])
         )
     head = f"{'workload':<12}{'trainer':<20}{'members':>8}{'steps':>6}{'seconds':>8}"
-    head += f"{'model-steps/s':>15}{'x naive':>9}{'GFLOP/s':>9}{'MB/member':>11}{'est MB':>8}"
+    head += f"{'model-steps/s':>15}{'x naive':>9}{'GFLOP/s':>9}{'% peak':>8}{'MB/member':>11}{'est MB':>8}"
+    head += f"{'load':>6}{'cpu ms':>8}"
     print(f"\n{head}\n{'-' * len(head)}")
     skipped = [line for name in args.workloads.split(",") for line in run_workload(name, args, dev, cores)]
     for line in skipped:

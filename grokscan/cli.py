@@ -140,10 +140,15 @@ def _run(args: argparse.Namespace) -> int:
         f"\n{sweep.name}: {outcome.written} runs trained, {outcome.skipped} already stored, "
         f"{outcome.errors} failed, {outcome.wall_s:.0f}s wall"
     )
+    if oom := outcome.statuses.get("oom", 0):
+        print(
+            f"{oom} runs ran out of GPU memory even alone and were not stored (the workers' logs name them); "
+            "`grokscan run` again on a GPU with more free memory trains them"
+        )
     print(f"results: {os.path.abspath(args.storage) if '://' not in args.storage else args.storage}")
     print(summary(sweep, args.storage, args.gap))
     print(next_commands(args.storage, sweep.name, args.gap))
-    return RUNS_FAILED if outcome.errors else 0
+    return RUNS_FAILED if outcome.errors or oom else 0
 
 
 def next_commands(storage: str, sweep: str, gap: int = DEFAULT_GAP) -> str:
@@ -174,7 +179,9 @@ def _dry_run(sweep: Sweep, args: argparse.Namespace) -> str:
     packs = plan_packs(sweep.configs, size)
     axes = ", ".join(f"{k} x{len(v)}" for k, v in sweep.axes.items()) or "a single point"
     text = f"{sweep.name}: {len(sweep.configs)} runs over {axes}; {len(packs)} packs of <= {size} runs"
-    if not (args.pack_size or sweep.pack_size or trial_gpus(sweep, args.gpus_per_trial)):
+    if trial_gpus(sweep, args.gpus_per_trial):
+        text += " (trials: each cuts its runs into packs that fit its GPU's free memory)"
+    elif not (args.pack_size or sweep.pack_size):
         text += f" (sized for {slots} local CPU slots)"
     return text
 

@@ -13,6 +13,8 @@ Defaults and their sources:
   (sources in engine/models/transformer.py).
 - alpha=1 (standard init); Liu et al. 2022 "Omnigrok" scale every parameter by alpha.
 - Grokfast EMA alpha=0.98, lambda=2.0; Grokfast-MA window 100, lambda 5.0, mean: Lee et al. 2024.
+- matmul_precision None: IEEE float32 matrix products, as the reference repositories train (opt-in tf32 /
+  bf16: engine.precision, with what they do to grokking).
 - threshold 0.99 for step_fit/step_gen (and the early stop after `patience` evals above it).
 - mlp width 64, depth 1 and the 4000-step budget are grokscan's own choice: small enough that one run takes
   under a minute on one laptop CPU core, while weight_decay=1 groks and weight_decay=0 memorizes within the
@@ -32,6 +34,7 @@ from grokscan.errors import UserError
 from grokscan.registry import BY_FIELD, MODELS, TASKS, cfg_error, closest
 
 DTYPES = ("float32", "float64")
+MATMUL_PRECISIONS = ("float32", "tf32", "bf16")  # engine.precision; float32 (None) is the default
 SEED_FIELDS = ("seed", "split_seed")  # replicate a grid point rather than make a new one
 
 
@@ -95,6 +98,9 @@ class RunConfig:
     pos_encoding: str | None = None  # transformer: "sinusoidal" (Power et al. 2022); None: learned
     input_format: str | None = None  # transformer, binary tables: "eos_x_op_y" (Power); None: x y =
     batch_rule: str | None = None  # "half_up_to_512": batch_size = min(512, ceil(n_train / 2)) (Power)
+    matmul_precision: str | None = (
+        None  # float32 runs: None (= "float32") | "tf32" | "bf16" (engine.precision)
+    )
 
     def __post_init__(self) -> None:
         if self.width is None and isinstance(self.model, str) and self.model in MODELS:
@@ -193,6 +199,13 @@ def _validate(cfg: RunConfig) -> None:
             )
     if cfg.dtype not in DTYPES:
         raise cfg_error("dtype", cfg.dtype, f"not a known dtype{closest(cfg.dtype, DTYPES)}")
+    if cfg.matmul_precision is not None and cfg.matmul_precision not in MATMUL_PRECISIONS:
+        allowed = "one of " + ", ".join(map(repr, MATMUL_PRECISIONS)) + " or None (float32)"
+        raise cfg_error("matmul_precision", cfg.matmul_precision, allowed)
+    if cfg.matmul_precision in ("tf32", "bf16") and cfg.dtype != "float32":
+        raise cfg_error(
+            "matmul_precision", cfg.matmul_precision, f"applies to dtype 'float32' runs, not {cfg.dtype!r}"
+        )
     for name, registry in BY_FIELD.items():
         registry.get(getattr(cfg, name)).validate(cfg)
     if not 0 < cfg.frac < 1:
@@ -241,6 +254,8 @@ def _normalized(cfg: RunConfig) -> dict[str, Any]:
     """Canonical values: floats as float, split_seed resolved, the entries' own defaults resolved, and the
     fields of every other entry of each registry set to None (they cannot affect this run)."""
     out: dict[str, Any] = {"split_seed": cfg.seed if cfg.split_seed is None else cfg.split_seed}
+    if cfg.matmul_precision == "float32":  # the default, spelled out: the same run, the same id
+        out["matmul_precision"] = None
     for name in FIELD_NAMES:
         if FIELD_TYPES[name].startswith("float") and getattr(cfg, name) is not None:
             out[name] = float(getattr(cfg, name))

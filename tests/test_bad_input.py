@@ -63,6 +63,11 @@ CASES = {
     "label_noise_one": ('param_space = {"label_noise": 1.0}', [], "'label_noise'"),
     "parity_table_too_big": ('param_space = {"task": "parity", "n_samples": None}', [], "n_bits <= 20"),
     "bad_resources": ('resources = {"tpu": 1}\nparam_space = {"p": 7}', [], "unknown key 'tpu'"),
+    "gpus_over_one_in_file": (
+        'resources = {"gpu": 2}\nparam_space = {"p": 7}',
+        [],
+        "resources['gpu'] = 2: a trial trains on one GPU; allowed: 0 (CPU) to 1",
+    ),
     "bad_pack_size_setting": ('pack_size = 0\nparam_space = {"p": 7}', [], "pack_size = 0"),
     "bad_sweep_name": ('name = "a b"\nparam_space = {"p": 7}', [], "name = 'a b'"),
     "huge_grid_unconfirmed": (
@@ -80,6 +85,11 @@ CASES = {
     "pack_size_flag": ('param_space = {"p": 7}', ["--pack-size", "0"], "--pack-size 0"),
     "max_concurrent_flag": ('param_space = {"p": 7}', ["--max-concurrent", "-2"], "--max-concurrent -2"),
     "gpus_per_trial_flag": ('param_space = {"p": 7}', ["--gpus-per-trial", "-1"], "--gpus-per-trial"),
+    "gpus_per_trial_over_one": (
+        'param_space = {"p": 7}',
+        ["--gpus-per-trial", "2"],
+        "--gpus-per-trial 2: a trial trains on one GPU; allowed: 0 (CPU) to 1",
+    ),
     "ray_address_unreachable": (
         'param_space = {"p": 7}',
         ["--address", "127.0.0.1:1"],

@@ -42,12 +42,32 @@ class Loss(Entry):
     def log_probs(self, logits: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def mean_grad(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """d/d logits of the training loss: each member's mean loss over its rows (and answer positions),
+        summed over members. logits [M, B(, A), C], labels [M, B(, A)]."""
+        logits = logits.detach().requires_grad_(True)
+        losses = self.rows(logits, labels)
+        losses = losses.mean(2) if losses.dim() == 3 else losses
+        (grad,) = torch.autograd.grad(losses.mean(1).sum(), logits)
+        return grad
+
 
 class CrossEntropy(Loss):
     name = "ce"
 
     def log_probs(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.log_softmax(-1)
+
+    def mean_grad(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(softmax - one_hot) / rows, without the loss itself: the training step never reads it, and the
+        gather/scatter and log-softmax backward of autograd's path cost as much as the model's output layer.
+        Row-wise kernels only, so a member's gradient does not depend on its pack."""
+        weight = torch.ones((), dtype=logits.dtype, device=logits.device)
+        for n in labels.shape[:0:-1]:  # mean over answer positions, then rows, as autograd's path divides
+            weight = weight / n
+        grad = logits.detach().softmax(-1).mul_(weight)
+        at = labels.unsqueeze(-1)
+        return grad.scatter_(-1, at, grad.gather(-1, at) - weight)
 
 
 class StableMax(Loss):
@@ -78,6 +98,16 @@ def row_losses(
 ) -> torch.Tensor:
     """Per-example loss [M, B] of the registered loss `kind`, computed in `dtype` (None: the logits')."""
     return LOSSES.get(kind).rows(logits if dtype is None else logits.to(getattr(torch, dtype)), labels)
+
+
+def logits_grad(
+    loss: Loss, logits: torch.Tensor, labels: torch.Tensor, dtype: str | None = None
+) -> torch.Tensor:
+    """`loss.mean_grad` computed in `dtype` (None: the logits'), returned in the logits' dtype: what
+    autograd's path gives when the logits are cast to `dtype` before the loss."""
+    if dtype is None or getattr(torch, dtype) == logits.dtype:
+        return loss.mean_grad(logits, labels)
+    return loss.mean_grad(logits.to(getattr(torch, dtype)), labels).to(logits.dtype)
 
 
 for _entry in (CrossEntropy(), StableMax(), MSE()):

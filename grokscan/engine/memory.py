@@ -75,10 +75,13 @@ def fitting_pack_size(configs: Sequence[RunConfig], free_bytes: int, cap: int = 
     return min(pack_size_for(c, free_bytes, cap=cap) for c in {pack_key(c): c for c in configs}.values())
 
 
-def default_pack_size(configs: Sequence[RunConfig], device: torch.device) -> int:
+def default_pack_size(configs: Sequence[RunConfig], device: torch.device, share: float = 1.0) -> int:
     """CPU_PACK_MAX on CPU (larger packs' buffers pass glibc's 32 MB mmap threshold and each step
-    page-faults them anew: up to 2x slower per member, benchmarks/README.md); on CUDA the largest pack of the
-    most memory-hungry shape that fits the device's free memory."""
+    page-faults them anew: up to 2x slower per member, benchmarks/README.md). On CUDA, measured where the
+    packs train: the largest pack of the most memory-hungry shape that fits this process's budget, the
+    device's free memory (torch.cuda.mem_get_info) but at most `share` x its total (trials sharing a GPU:
+    each keeps to its share whatever the others hold at the moment)."""
     if device.type != "cuda":
         return CPU_PACK_MAX
-    return fitting_pack_size(configs, torch.cuda.mem_get_info(device)[0])
+    free, total = torch.cuda.mem_get_info(device)
+    return fitting_pack_size(configs, min(free, int(total * share)))

@@ -64,7 +64,8 @@ class Rule(Entry):
     def init_state(self, flat: torch.Tensor, h: Hyper) -> State:
         return {}
 
-    def step(self, state: State, flat: torch.Tensor, grad: torch.Tensor, h: Hyper, lr, t: int) -> None:
+    def step(self, state: State, flat: torch.Tensor, grad: torch.Tensor, h: Hyper, lr, t) -> None:
+        """One update in place; t: each member's own update count [M, 1] (1 at its first update)."""
         raise NotImplementedError
 
 
@@ -94,7 +95,7 @@ class AdamFamily(Rule):
             "beta2_t": torch.ones_like(h.beta2),
         }
 
-    def step(self, state: State, flat: torch.Tensor, grad: torch.Tensor, h: Hyper, lr, t: int) -> None:
+    def step(self, state: State, flat: torch.Tensor, grad: torch.Tensor, h: Hyper, lr, t) -> None:
         if self.decoupled:
             flat.mul_(1 - lr * h.weight_decay)
         else:
@@ -118,9 +119,15 @@ class SGD(Rule):
         super().validate(cfg)
         check_range(cfg, "momentum", 0, 1)
 
-    def step(self, state: State, flat: torch.Tensor, grad: torch.Tensor, h: Hyper, lr, t: int) -> None:
+    def step(self, state: State, flat: torch.Tensor, grad: torch.Tensor, h: Hyper, lr, t) -> None:
         grad = grad + h.weight_decay * flat
-        state["m"] = grad.clone() if t == 1 else state["m"].mul_(h.momentum).add_(grad)
+        first = t == 1  # the buffer starts as the first gradient (members that joined a running pack too)
+        if "m" not in state or bool(first.all()):
+            state["m"] = grad.clone()
+        elif bool(first.any()):
+            state["m"] = torch.where(first, grad, state["m"] * h.momentum + grad)
+        else:
+            state["m"].mul_(h.momentum).add_(grad)
         flat.sub_(lr * state["m"])
 
 
@@ -134,31 +141,52 @@ class Optimizer:
     then the norm constraint."""
 
     def __init__(self, cfg: RunConfig, configs: list[RunConfig], flat: torch.Tensor, segments) -> None:
+        self.cfg = cfg
         self.rule: Rule = OPTIMIZERS.get(cfg.optimizer)
         self.filter = GRAD_FILTERS.get(cfg.grad_filter)
         names = ["lr", "weight_decay", "warmup", *self.rule.hypers, *self.filter.fields]
         self.h = Hyper.from_configs(configs, names, flat.dtype, flat.device)
         self.state = self.rule.init_state(flat, self.h)
         self.filter_state = self.filter.init_state(flat)
-        self.segments, self.step = segments, 0
-        # Squared total norm to hold (norm_constraint is in pack_key: one setting per pack).
-        self.norm_target = (flat * flat).sum(1, keepdim=True) if cfg.norm_constraint == "init" else None
+        self.segments = segments
+        self.t = torch.zeros_like(self.h.lr)  # each member's updates so far (members join at different steps)
+        self.norm_target = _norm_target(cfg, flat)
 
     def select(self, keep: torch.Tensor) -> None:
         """Keep only the members at indices `keep`."""
-        self.h = self.h.select(keep)
+        self.h, self.t = self.h.select(keep), self.t[keep]
         self.norm_target = self.norm_target[keep] if self.norm_target is not None else None
         for state in (self.state, self.filter_state):
             for name, value in state.items():
                 state[name] = value[keep.to(value.device)] if value is not None else None
 
+    def add(self, configs: list[RunConfig], flat: torch.Tensor) -> None:
+        """Append members that start now (their parameters `flat`): fresh state, update count 0. Only for
+        filters without state (a stateful filter's first update is not per member)."""
+        if self.filter.state_copies:
+            raise ValueError(f"members cannot join a pack with grad_filter {self.filter.name!r}")
+        h = Hyper.from_configs(configs, list(self.h), flat.dtype, flat.device)
+        fresh = self.rule.init_state(flat, h)
+        for name, value in self.state.items():  # state a rule makes at its first update: zeros, unused
+            self.state[name] = torch.cat([value, fresh.get(name, torch.zeros_like(flat))])
+        self.h = Hyper({name: torch.cat([column, h[name]]) for name, column in self.h.items()})
+        self.t = torch.cat([self.t, torch.zeros_like(h.lr)])
+        if self.norm_target is not None:
+            self.norm_target = torch.cat([self.norm_target, _norm_target(self.cfg, flat)])
+
     @torch.no_grad()
     def update(self, flat: torch.Tensor, grad: torch.Tensor) -> None:
-        """One step in place (update t is 1-based)."""
-        self.step += 1
-        h, t = self.h, self.step
+        """One step in place (each member's update t is 1-based)."""
+        self.t += 1
+        h, t = self.h, self.t
         lr = h.lr * torch.clamp(t / h.warmup.clamp(min=1), max=1.0)
         grad = self.filter.apply(self.filter_state, flat, grad, h, self.segments)
         self.rule.step(self.state, flat, grad, h, lr, t)
         if self.norm_target is not None:
             flat.mul_((self.norm_target / (flat * flat).sum(1, keepdim=True)).sqrt())
+
+
+def _norm_target(cfg: RunConfig, flat: torch.Tensor) -> torch.Tensor | None:
+    """Squared total norm per member to hold after every update (norm_constraint "init", a pack_key field:
+    one setting per pack), from the members' parameters at init."""
+    return (flat * flat).sum(1, keepdim=True) if cfg.norm_constraint == "init" else None

@@ -7,13 +7,14 @@ from __future__ import annotations
 import torch
 
 from grokscan.config import RunConfig
-from grokscan.engine.losses import row_losses
+from grokscan.engine.losses import logits_grad, row_losses
 from grokscan.engine.memory import eval_chunk
 from grokscan.engine.metrics import EvalBatch, metrics_for
 from grokscan.engine.models import Model
 from grokscan.engine.optim import Optimizer
+from grokscan.engine.precision import forward_autocast
 from grokscan.engine.recording import current
-from grokscan.registry import TASKS
+from grokscan.registry import LOSSES, TASKS
 from grokscan.tasks.base import TaskData
 
 BATCH_STREAM = 2_000_003  # offsets the minibatch-order generator from the init generator of the same seed
@@ -45,36 +46,62 @@ class Pack:
         self.task = TASKS.get(cfg.task)
         self.dtype = getattr(torch, cfg.dtype)
         data = task_table(cfg)
-        members = [self.task.member_data(c, data) for c in configs]
-        self.own_rows = members[0].x is not None
-        if self.own_rows:
-            self.x = torch.stack([member.x for member in members]).to(device)
-        else:
+        self.own_rows = self.task.member_data(cfg, data).x is not None
+        if not self.own_rows:
             self.x = data.x.to(device) if data.n_vocab is not None else data.x.to(device, self.dtype)
         self.model = Model(cfg, self.task.dims(cfg))
         self.recording = current()
         self.metrics = metrics_for(cfg)
         self.columns = [c for m in self.metrics for c in m.columns_for(cfg)]
         self.streams = self.task.streams(cfg)
-        self.train_idx = torch.stack([member.train_rows for member in members]).to(device)
-        self.labels = torch.stack([member.y for member in members]).to(device)
-        mask = torch.zeros(self.labels.shape[:2], dtype=torch.bool, device=device)
-        self.train_mask = mask.scatter_(1, self.train_idx, True)
-        flat = [self.model.init_member(c.seed, c.alpha, self.dtype) for c in configs]
-        self.flat = torch.stack(flat).to(device)
+        self.x, self.train_idx, self.labels, self.train_mask, self.flat = self._members(configs, data, device)
         self.batch_gens = [torch.Generator().manual_seed(c.seed + BATCH_STREAM) for c in configs]
         self.epoch_order: torch.Tensor | None = None
+        self.full_batch: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.loss = LOSSES.get(cfg.loss)
         self.opt = Optimizer(cfg, configs, self.flat, list(self.model.offsets.values()))
         self.step = 0  # updates taken: the step of the next eval
 
+    def _members(self, configs: list[RunConfig], data: TaskData, device) -> tuple[torch.Tensor, ...]:
+        """Per-member tensors of `configs`: inputs (shared or own), training rows, labels, train mask and
+        initial parameters."""
+        members = [self.task.member_data(c, data) for c in configs]
+        x = torch.stack([member.x for member in members]).to(device) if self.own_rows else self.x
+        train_idx = torch.stack([member.train_rows for member in members]).to(device)
+        labels = torch.stack([member.y for member in members]).to(device)
+        mask = torch.zeros(labels.shape[:2], dtype=torch.bool, device=device).scatter_(1, train_idx, True)
+        flat = torch.stack([self.model.init_member(c.seed, c.alpha, self.dtype) for c in configs])
+        return x, train_idx, labels, mask, flat.to(device)
+
+    @property
+    def refillable(self) -> bool:
+        """Whether runs can join while the pack trains: each member's step then has its own count, which
+        full-batch training on fixed rows with a stateless gradient filter allows (a minibatch's epoch
+        order, fresh examples, a filter's first update and a recording's schedule follow the pack's step)."""
+        fixed_rows = self.cfg.batch_size is None and not self.streams
+        return fixed_rows and not self.opt.filter.state_copies and not self.recording.per_pack_step
+
+    def add(self, configs: list[RunConfig]) -> None:
+        """Append runs that start now, at their own step 0, after the members already training."""
+        x, train_idx, labels, mask, flat = self._members(configs, task_table(self.cfg), self.flat.device)
+        if self.own_rows:
+            self.x = torch.cat([self.x, x])
+        self.train_idx, self.labels = torch.cat([self.train_idx, train_idx]), torch.cat([self.labels, labels])
+        self.train_mask, self.flat = torch.cat([self.train_mask, mask]), torch.cat([self.flat, flat])
+        self.configs += configs
+        self.batch_gens += [torch.Generator().manual_seed(c.seed + BATCH_STREAM) for c in configs]
+        self.full_batch = None
+        self.opt.add(configs, flat)
+
     def select(self, keep: list[int]) -> None:
-        idx = torch.tensor(keep, device=self.flat.device)
+        idx = torch.tensor(keep, dtype=torch.long, device=self.flat.device)
         self.flat, self.train_idx = self.flat[idx], self.train_idx[idx]
         self.labels, self.train_mask = self.labels[idx], self.train_mask[idx]
         self.x = self.x[idx] if self.own_rows else self.x
         self.configs = [self.configs[i] for i in keep]
         self.batch_gens = [self.batch_gens[i] for i in keep]
         self.epoch_order = self.epoch_order[idx] if self.epoch_order is not None else None
+        self.full_batch = None
         self.opt.select(idx)
 
     def batch_rows(self, step: int) -> torch.Tensor:
@@ -114,30 +141,42 @@ class Pack:
         self.x[:, :n], self.labels[:, :n] = x, y
         return x, y
 
+    def step_rows(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and labels of update `step`; a full batch's are gathered once (until members change)."""
+        if self.streams:
+            return self.fresh(step)
+        if self.cfg.batch_size is not None:
+            return self.rows_of(self.batch_rows(step))
+        if self.full_batch is None:
+            self.full_batch = self.rows_of(self.train_idx)
+        return self.full_batch
+
     def train_step(self, step: int) -> None:
         self.step = step
-        x, labels = self.fresh(step) if self.streams else self.rows_of(self.batch_rows(step))
+        x, labels = self.step_rows(step)
         self.flat.requires_grad_(True)
-        logits = self.model.forward(self.flat, x)
-        losses = row_losses(self.cfg.loss, logits, labels, self.cfg.loss_dtype)
-        if losses.dim() == 3:  # several answer positions: an example's loss is their mean
-            losses = losses.mean(2)
-        loss = losses.mean(1).sum()
-        (grad,) = torch.autograd.grad(loss, self.flat)
+        with forward_autocast(self.cfg, self.flat.device):
+            logits = self.model.forward(self.flat, x)
+        logits = logits.to(self.dtype)
+        grad_logits = logits_grad(self.loss, logits, labels, self.cfg.loss_dtype)
+        (grad,) = torch.autograd.grad(logits, self.flat, grad_logits)
         self.flat.requires_grad_(False)
         self.opt.update(self.flat, grad)
 
     @torch.no_grad()
-    def evaluate(self) -> torch.Tensor:
-        """[M, len(columns) + 1]: the curve metrics' columns, then a finite-parameters flag (1 or 0)."""
+    def evaluate(self, start: int = 0) -> torch.Tensor:
+        """[M - start, len(columns) + 1] for members start..M-1: the curve metrics' columns, then a
+        finite-parameters flag (1 or 0)."""
         cfg, m = self.cfg, self.labels.shape[0]
         chunk = eval_chunk(cfg, self.model.dims)
         rows = []
-        for a in range(0, m, chunk):
+        for a in range(start, m, chunk):
             flat, labels = self.flat[a : a + chunk], self.labels[a : a + chunk]
             train = self.train_mask[a : a + chunk].to(self.dtype)
             x = self.x[a : a + chunk] if self.own_rows else self.x.expand(len(flat), *self.x.shape)
-            logits = self.model.forward(flat, x)
+            with forward_autocast(cfg, flat.device):
+                logits = self.model.forward(flat, x)
+            logits = logits.to(self.dtype)
             losses = row_losses(cfg.loss, logits, labels, cfg.loss_dtype)
             per_position = None
             if losses.dim() == 3:  # [m, N, A]: rows' losses are the mean over answer positions

@@ -43,6 +43,12 @@ class Recording:
                 hint = closest(name, allowed)
                 raise UserError(f"record metric {name!r} is not an opt-in curve metric{hint}")
 
+    @property
+    def per_pack_step(self) -> bool:
+        """Whether it follows the pack's step (metrics every k-th eval, weights at listed steps), which runs
+        that joined a pack later do not share: such packs are not refilled."""
+        return self.every > 1 or self.on_eval is not None
+
     def due(self, step: int, eval_every: int, steps: int) -> bool:
         """Whether opt-in metrics are computed at the eval of `step` (a multiple of eval_every)."""
         return (step // eval_every) % self.every == 0 or step >= steps

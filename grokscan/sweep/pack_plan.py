@@ -1,28 +1,33 @@
 """How a grid sweep's runs are cut into packs, one Ray trial each: the pack size and the packs.
 
 `grokscan run` and `grokscan run --dry-run` both call `choose_pack_size` and `plan_packs`, so a dry run
-prints the packs a run would train. No ray import; torch only for a GPU sweep's memory estimate (lazily).
+prints the packs a run would train. On GPUs a trial gets up to GPU_PACK_MAX runs of one shape and cuts them
+into packs that fit its own device's free memory (`engine.memory.default_pack_size`, on the worker): the
+driver, often a CPU head node, knows nothing of the GPUs. No ray or torch import.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import subprocess
 from collections.abc import Sequence
 
 from grokscan.config import RunConfig
 from grokscan.engine.packing import CPU_PACK_MAX, make_packs
-from grokscan.sweep.space import Sweep
+from grokscan.errors import UserError
+from grokscan.sweep.space import GPUS_ALLOWED, Sweep
 
-GPU_PACK_MAX = 1024
-DEFAULT_GPU_BYTES = 16 * 2**30  # GPU memory assumed when the driver sees no GPU (V100-16GB, T4, A4000)
+GPU_PACK_MAX = 1024  # runs per GPU trial; the trial trains them in packs that fit its device
 PACKS_PER_SLOT = 4  # CPU: several packs per slot, so that slots finishing early take more work
 
 
 def trial_gpus(sweep: Sweep, gpus_per_trial: float | None) -> float:
-    """GPUs per trial: --gpus-per-trial, else the file's resources["gpu"]."""
-    return sweep.resources["gpu"] if gpus_per_trial is None else gpus_per_trial
+    """GPUs per trial: --gpus-per-trial, else the file's resources["gpu"]; a trial trains on one device,
+    so more than 1 is refused."""
+    gpus = sweep.resources["gpu"] if gpus_per_trial is None else gpus_per_trial
+    if not 0 <= gpus <= 1:
+        raise UserError(f"gpus_per_trial = {gpus:g}: {GPUS_ALLOWED}")
+    return gpus
 
 
 def local_cpu_slots() -> int:
@@ -48,28 +53,11 @@ def choose_pack_size(
 
 
 def default_pack_size(configs: Sequence[RunConfig], gpus_per_trial: float, cpu_slots: int) -> int:
-    """GPU: the largest pack of the most memory-hungry shape in `configs` that fits the trial's share of a
-    GPU (`engine.memory.fitting_pack_size`, at most GPU_PACK_MAX). CPU: PACKS_PER_SLOT packs per slot
-    (load balance), at most CPU_PACK_MAX (larger CPU packs are slower per member)."""
+    """GPU: GPU_PACK_MAX runs per trial (the trial sizes its packs from its device). CPU: PACKS_PER_SLOT
+    packs per slot (load balance), at most CPU_PACK_MAX (larger CPU packs are slower per member)."""
     if gpus_per_trial > 0:
-        from grokscan.engine import memory  # torch: needed to size GPU packs only, never on a CPU driver
-
-        return memory.fitting_pack_size(configs, gpu_free_bytes(gpus_per_trial), cap=GPU_PACK_MAX)
+        return GPU_PACK_MAX
     return max(1, min(CPU_PACK_MAX, math.ceil(len(configs) / (PACKS_PER_SLOT * max(1, cpu_slots)))))
-
-
-def gpu_free_bytes(gpus_per_trial: float) -> int:
-    """A trial's share of GPU memory: the least free memory over this machine's GPUs as nvidia-smi reports
-    it, or DEFAULT_GPU_BYTES where there is none (a CPU head node plans for the smallest common GPU), times
-    min(1, gpus_per_trial): fractional trials share a device, and a trial trains on one device. nvidia-smi,
-    not torch.cuda.mem_get_info: a CUDA context in the driver would hold GPU memory for the whole sweep."""
-    try:
-        query = ["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits"]
-        out = subprocess.run(query, capture_output=True, text=True, timeout=30, check=True).stdout
-        free = min(int(mib) for mib in out.split()) * 2**20
-    except (OSError, subprocess.SubprocessError, ValueError):
-        free = DEFAULT_GPU_BYTES
-    return int(free * min(1.0, gpus_per_trial))
 
 
 def plan_packs(configs: Sequence[RunConfig], size: int) -> list[list[RunConfig]]:

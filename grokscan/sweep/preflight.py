@@ -275,7 +275,7 @@ def check_numbers(args: argparse.Namespace) -> None:
     for flag, value in (("--pack-size", args.pack_size), ("--max-concurrent", args.max_concurrent)):
         if value is not None and value < 1:
             raise UserError(f"{flag} {value}: must be a positive integer")
-    if args.gpus_per_trial is not None and args.gpus_per_trial < 0:
-        raise UserError(
-            f"--gpus-per-trial {args.gpus_per_trial}: must be >= 0 (e.g. 0.25 for 4 trials per GPU)"
-        )
+    if args.gpus_per_trial is not None and not 0 <= args.gpus_per_trial <= 1:
+        from grokscan.sweep.space import GPUS_ALLOWED
+
+        raise UserError(f"--gpus-per-trial {args.gpus_per_trial:g}: {GPUS_ALLOWED}")

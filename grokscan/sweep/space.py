@@ -37,6 +37,9 @@ from grokscan.sweep.record import check_record, parse_record
 SETTINGS = ("param_space", "name", "pack_size", "resources", "max_concurrent", "record")
 SEARCH_SETTINGS = ("search_alg", "num_samples", "metric", "mode")
 RESOURCE_KEYS = ("cpu", "gpu")
+GPUS_ALLOWED = (
+    "a trial trains on one GPU; allowed: 0 (CPU) to 1, a fraction shares one (0.25: 4 trials per GPU)"
+)
 SWEEP_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -156,5 +159,7 @@ def _resources(path: Path, value: Any) -> dict[str, float]:
             raise UserError(f"{path}: resources has unknown key {key!r}{closest(key, RESOURCE_KEYS)}")
         if isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0:
             raise UserError(f"{path}: resources[{key!r}] = {amount!r}: must be a number >= 0")
+        if key == "gpu" and amount > 1:
+            raise UserError(f"{path}: resources['gpu'] = {amount!r}: {GPUS_ALLOWED}")
         resources[key] = float(amount)
     return resources

@@ -18,7 +18,7 @@ from typing import TextIO
 from grokscan.config import RunConfig
 from grokscan.results.store import CompactionStats, Store
 from grokscan.sweep.ray_env import tune
-from grokscan.sweep.trials import reported_runs
+from grokscan.sweep.trials import OOM, reported_runs
 
 PRINT_EVERY_S = 2.0  # plain progress lines (stderr not a terminal: CI logs, job logs) at most this often
 BAR_EVERY_S = 0.5  # the progress bar's redraws (on a terminal)
@@ -69,6 +69,7 @@ class StoreCallback(tune.Callback):
         self.configs_of = configs_of  # trial config -> its RunConfigs
         self.done = self.done_before = done_before
         self.written: set[str] = set()  # run ids trials reported as stored (any status)
+        self.out_of_memory: set[str] = set()  # run ids that did not fit in device memory alone (not stored)
         self.generalized = self.trained_s = self.retries = 0
         self.statuses: dict[str, int] = {}
         self.failed_trials: list[tuple[dict, str]] = []  # configs of trials that failed for good, error line
@@ -80,6 +81,10 @@ class StoreCallback(tune.Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         self.trials = trials
         for run in reported_runs(result):
+            if run.status == OOM:  # not stored: counted apart, and a later run of the sweep retries it
+                self.statuses[OOM] = self.statuses.get(OOM, 0) + (run.run_id not in self.out_of_memory)
+                self.out_of_memory.add(run.run_id)
+                continue
             if run.run_id in self.written:  # a retried trial re-reports its pack
                 continue
             self.written.add(run.run_id)
@@ -101,7 +106,7 @@ class StoreCallback(tune.Callback):
     def failed(self) -> list[tuple[RunConfig, str]]:
         """Runs of trials that failed for good and never landed, with the error's last line."""
         runs = [(c, text) for cfg, text in self.failed_trials for c in self.configs_of(cfg)]
-        return [(c, text) for c, text in runs if c.run_id not in self.written]
+        return [(c, text) for c, text in runs if c.run_id not in self.written | self.out_of_memory]
 
     def write_failed(self) -> None:
         """Store the runs of trials that failed for good as "error" rows."""

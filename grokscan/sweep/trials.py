@@ -7,12 +7,15 @@ to the store itself, before it reports them: the driver only ever hears of runs 
 killing it at any moment loses none of them. What travels through Tune is small and does not grow with the
 curves: per run its id, status, whether it generalized and its wall time (RESULT_KEY), plus a Tune
 searcher's objective. A pack whose training raises is written as "error" rows carrying the exception's
-message; an adaptive proposal that is no valid RunConfig is stored as an "error" row with the reason.
+message; an adaptive proposal that is no valid RunConfig is stored as an "error" row with the reason. A
+CUDA out-of-memory is never an error row: the engine splits the pack (engine.loop), and a run that does not
+fit even alone is reported with status OOM and not stored, so a later `grokscan run` retries it.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 
 from grokscan.config import RunConfig
@@ -24,6 +27,7 @@ from grokscan.sweep.ray_env import ray, tune
 from grokscan.sweep.record import recording_of
 
 RESULT_KEY = "grokscan_runs"
+OOM = "oom"  # a reported status that is never stored: the run did not fit in device memory alone
 MAX_ERROR_CHARS = 500
 
 
@@ -59,6 +63,16 @@ def _payload(runs: list[Reported]) -> str:
 def error_message(err: BaseException) -> str:
     """The one line an "error" row carries: the exception's type and message."""
     return " ".join(f"{type(err).__name__}: {err}".split())[:MAX_ERROR_CHARS]
+
+
+def _device(configs: list[RunConfig]) -> dict:
+    """train_runs' device and pack sizing. CPU: the trial's runs as one pack (the driver sized it). GPU:
+    packs sized on this worker from its device's free memory, within the trial's GPU share (Ray sets
+    CUDA_VISIBLE_DEVICES, so the assigned GPU is cuda:0)."""
+    if not ray.get_gpu_ids():
+        return dict(device="cpu", pack_size=len(configs))
+    share = ray.get_runtime_context().get_assigned_resources().get("GPU", 1.0)
+    return dict(device="cuda", pack_size=None, memory_share=min(1.0, share))
 
 
 def pack_trial(
@@ -97,13 +111,18 @@ def pack_trial(
             out[metric] = run_objective(metric, results[0])
         tune.report(out)
 
-    from grokscan.engine.loop import train_runs  # torch: loaded on the worker, not by the driver
+    from grokscan.engine.loop import MemberOutOfMemory, train_runs  # torch: on the worker, not the driver
     from grokscan.engine.recording import recording
 
     try:
         with recording(rec):
-            device = "cuda" if ray.get_gpu_ids() else "cpu"
-            train_runs(configs, device=device, pack_size=len(configs), on_finished=report)
+            train_runs(configs, on_finished=report, **_device(configs))
+    except MemberOutOfMemory as err:  # the other runs are stored; these are not, and say why on stderr
+        print(f"grokscan: {err}", file=sys.stderr, flush=True)
+        out = {RESULT_KEY: _payload([Reported(c.run_id, OOM, False, 0.0) for c in err.configs])}
+        if metric:
+            out[metric] = objective(metric, {"steps": configs[0].steps})
+        tune.report(out)
     except Exception as err:  # the pack failed: its unfinished runs are stored with the reason, once
         left = [c for c in configs if c.run_id not in reported]
         store.write(sweep, errors=[(c, error_message(err)) for c in left], idempotent=True)

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch.testing import assert_close
 
 from grokscan.engine.losses import row_losses, stablemax_log_probs
+from grokscan.registry import LOSSES
 
 
 def _stablemax_reference(logits: list[float]) -> list[float]:
@@ -69,3 +70,22 @@ def test_row_losses_stablemax_is_negative_log_prob() -> None:
     logits = torch.tensor([[[2.0, -1.0, 0.0]]], dtype=torch.float64)
     got = row_losses("stablemax", logits, torch.tensor([[2]]))
     assert_close(got, torch.tensor([[-math.log(1 / (3 + 0.5 + 1))]], dtype=torch.float64))
+
+
+@pytest.mark.parametrize("kind", ["ce", "stablemax", "mse"])
+@pytest.mark.parametrize("shape", [(3, 8), (3, 8, 4)], ids=["rows", "answer-positions"])
+def test_mean_grad_is_the_gradient_of_the_training_loss(kind: str, shape: tuple[int, ...]) -> None:
+    """mean_grad (CE's closed form softmax - one_hot; others by autograd) against autograd of each member's
+    mean loss summed over members, written with torch.nn.functional."""
+    g = torch.Generator().manual_seed(1)
+    logits = (torch.randn(*shape, 6, generator=g, dtype=torch.float64) * 3).requires_grad_(True)
+    labels = torch.randint(0, 6, shape, generator=g)
+    flat_logits, flat_labels = logits.reshape(-1, 6), labels.reshape(-1)
+    if kind == "ce":
+        rows = F.cross_entropy(flat_logits, flat_labels, reduction="none")
+    elif kind == "mse":
+        rows = F.mse_loss(flat_logits, F.one_hot(flat_labels, 6).double(), reduction="none").mean(1)
+    else:
+        rows = -stablemax_log_probs(flat_logits).gather(1, flat_labels.unsqueeze(1)).squeeze(1)
+    (want,) = torch.autograd.grad(rows.view(3, -1).mean(1).sum(), logits)
+    assert_close(LOSSES.get(kind).mean_grad(logits, labels), want, rtol=1e-12, atol=1e-15)

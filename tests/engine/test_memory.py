@@ -128,22 +128,36 @@ def test_pack_size_for_respects_free_memory_cap_and_headroom() -> None:
         memory.pack_size_for(cfg, 10**9, cap=0)
 
 
-def test_default_pack_size_on_gpu_fits_the_trial_share(monkeypatch) -> None:
-    """Without nvidia-smi (a CPU driver) packs are sized for DEFAULT_GPU_BYTES x the trial's GPU share,
-    for the most memory-hungry shape of the sweep."""
+def test_default_pack_size_on_cuda_reads_the_device(monkeypatch) -> None:
+    """On CUDA the pack size comes from torch.cuda.mem_get_info of the device it trains on (mocked here),
+    capped at the process's share of the device's total, for the most memory-hungry shape."""
+    asked: list[torch.device] = []
+
+    def mem_get_info(device):
+        asked.append(device)
+        return 30 * 2**30, 80 * 2**30  # free, total
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", mem_get_info)
+    mlp, tf = RunConfig(), RunConfig(model="transformer", p=113, frac=0.3)
+    dev = torch.device("cuda", 1)
+    size = memory.default_pack_size([mlp, tf, mlp], dev)
+    assert asked == [dev]
+    assert size == memory.pack_size_for(tf, 30 * 2**30) < memory.pack_size_for(mlp, 30 * 2**30)
+    assert memory.pack_bytes(tf, size) <= 15 * 2**30 < memory.pack_bytes(tf, size + 1)  # 50% headroom
+    quarter = memory.default_pack_size([tf], dev, share=0.25)  # 20 GiB of the 80 are this trial's
+    assert quarter == memory.pack_size_for(tf, 20 * 2**30) < size
+    assert memory.default_pack_size([tf], torch.device("cpu")) == memory.CPU_PACK_MAX
+
+
+def test_gpu_sweeps_plan_trials_without_asking_the_driver_for_gpus() -> None:
+    """The driver plans GPU trials of up to GPU_PACK_MAX runs of a shape; it queries no GPU (the trial
+    sizes its packs), so a CPU head node plans the same trials as a GPU machine."""
     from grokscan.sweep import pack_plan
 
-    def no_smi(*args, **kwargs):
-        raise FileNotFoundError("nvidia-smi")
-
-    monkeypatch.setattr(pack_plan.subprocess, "run", no_smi)
-    mlp, tf = RunConfig(), RunConfig(model="transformer", p=113, frac=0.3)
-    assert pack_plan.gpu_free_bytes(0.5) == pack_plan.DEFAULT_GPU_BYTES // 2
-    size = pack_plan.default_pack_size([mlp, tf, mlp], 1.0, cpu_slots=1)
-    assert size == memory.pack_size_for(tf, pack_plan.DEFAULT_GPU_BYTES, cap=pack_plan.GPU_PACK_MAX)
-    assert 1 < size < memory.pack_size_for(mlp, pack_plan.DEFAULT_GPU_BYTES, cap=pack_plan.GPU_PACK_MAX)
-    assert memory.pack_bytes(tf, size) <= pack_plan.DEFAULT_GPU_BYTES / 2
-    assert pack_plan.default_pack_size([tf], 0.25, cpu_slots=1) < size
+    assert not hasattr(pack_plan, "subprocess") and not hasattr(pack_plan, "DEFAULT_GPU_BYTES")
+    configs = [RunConfig(seed=s) for s in range(3000)]
+    assert pack_plan.default_pack_size(configs, 0.25, cpu_slots=1) == pack_plan.GPU_PACK_MAX
+    assert [len(p) for p in pack_plan.plan_packs(configs, pack_plan.GPU_PACK_MAX)] == [1024, 1024, 952]
 
 
 def test_train_runs_default_pack_size_on_cpu() -> None:
