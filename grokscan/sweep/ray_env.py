@@ -48,6 +48,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, object_sto
             raise UserError(f"--address {address}: cannot join a Ray cluster there ({err})") from None
     else:
         ray.init(
+            address="local",  # a new instance even when `ray start` left one running on this machine
             num_cpus=num_cpus or os.cpu_count(),
             include_dashboard=False,
             object_store_memory=object_store_mb * 2**20,

@@ -206,3 +206,18 @@ def test_run_flags_pass_through_to_the_entrypoint():
     assert _run_flags(_parser().parse_args(["submit", SMOKE])) == []
     codes = {s: exit_code(SimpleNamespace(status=s)) for s in ("SUCCEEDED", "FAILED", "RUNNING", "STOPPED")}
     assert codes == {"SUCCEEDED": 0, "FAILED": 1, "RUNNING": 3, "STOPPED": 4}
+
+
+def test_the_embedded_ray_never_joins_a_cluster_found_on_the_machine(monkeypatch):
+    """Without an address, ray.init() would join the newest `ray start` cluster it finds (which refuses
+    num_cpus); grokscan's embedded default asks for a new local instance."""
+    from grokscan.sweep import ray_env
+
+    calls = []
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(ray_env.ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray_env.ray, "init", lambda **kw: calls.append(kw))
+    ray_env.init_ray(num_cpus=2)
+    ray_env.init_ray(address="ray://head:10001")
+    assert calls[0]["address"] == "local" and calls[0]["num_cpus"] == 2
+    assert calls[1]["address"] == "ray://head:10001" and "num_cpus" not in calls[1]
