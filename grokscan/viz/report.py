@@ -23,6 +23,7 @@ from grokscan.results.store import load_curves, load_runs
 from grokscan.viz.figures import phase_diagram
 from grokscan.viz.lines import pick_runs
 from grokscan.viz.positions import pick_position_runs
+from grokscan.viz.progress_panels import CAPTION, progress_rows
 from grokscan.viz.style import grid_axes, varying_columns
 
 FIT_COLUMNS = ("a", "a_lo", "a_hi", "b", "b_lo", "b_hi", "slowdown_per_minus_0_1", "n", "n_censored")
@@ -153,6 +154,10 @@ def _figure(runs: pd.DataFrame, kind: str, **kwargs) -> str:
         return f'<p class="note">No {kind} figure: {html.escape(str(err))}.</p>'
 
 
+def _progress_caption(curves: pd.DataFrame) -> str:
+    return f'<p class="note">{CAPTION}</p>' if progress_rows(curves) else ""
+
+
 def _table(frame: pd.DataFrame, index: bool = False) -> str:
     return frame.to_html(index=index, border=0, na_rep="", escape=True)
 
@@ -271,7 +276,7 @@ def write_report(
 <h2>Time to generalize</h2>{_figure(runs, "time")}
 <details><summary>Per-cell table</summary>{cells}</details>
 <h2>Scaling of step_gen with the training fraction</h2>{_scaling(runs)}
-<h2>Curves</h2>{_figure(runs, "curves", curves=curves)}
+<h2>Curves</h2>{_figure(runs, "curves", curves=curves)}{_progress_caption(curves)}
 {_positions(results_dir, name, runs)}
 <h2>Data</h2><p>Parquet tables: <code>{html.escape(where)}/runs/sweep={html.escape(name)}/</code> and
 <code>{html.escape(where)}/curves/sweep={html.escape(name)}/</code>. Load them with pandas:</p>
