@@ -13,6 +13,7 @@ from grokscan.engine.metrics import EvalBatch, metrics_for
 from grokscan.engine.models import Model
 from grokscan.engine.optim import Optimizer
 from grokscan.engine.recording import current
+from grokscan.engine.tickets import derived_start
 from grokscan.registry import TASKS
 from grokscan.tasks.base import TaskData
 
@@ -62,6 +63,7 @@ class Pack:
         self.train_mask = mask.scatter_(1, self.train_idx, True)
         flat = [self.model.init_member(c.seed, c.alpha, self.dtype) for c in configs]
         self.flat = torch.stack(flat).to(device)
+        self.keep = derived_start(configs, self.model, self.flat)  # a ticket's mask (engine.tickets)
         self.batch_gens = [torch.Generator().manual_seed(c.seed + BATCH_STREAM) for c in configs]
         self.epoch_order: torch.Tensor | None = None
         self.opt = Optimizer(cfg, configs, self.flat, list(self.model.offsets.values()))
@@ -76,6 +78,7 @@ class Pack:
         self.batch_gens = [self.batch_gens[i] for i in keep]
         self.epoch_order = self.epoch_order[idx] if self.epoch_order is not None else None
         self.opt.select(idx)
+        self.keep = self.keep[idx] if self.keep is not None else None
 
     def batch_rows(self, step: int) -> torch.Tensor:
         """Training rows [M, B] for update `step` (1-based): all of them, or the next minibatch of an epoch
@@ -125,7 +128,11 @@ class Pack:
         loss = losses.mean(1).sum()
         (grad,) = torch.autograd.grad(loss, self.flat)
         self.flat.requires_grad_(False)
+        if self.keep is not None:  # masked weights get no gradient (so no optimizer state) and stay 0
+            grad = grad * self.keep
         self.opt.update(self.flat, grad)
+        if self.keep is not None:
+            self.flat.mul_(self.keep)
 
     @torch.no_grad()
     def evaluate(self) -> torch.Tensor:

@@ -19,6 +19,7 @@ from grokscan.config import RunConfig
 from grokscan.errors import UserError
 from grokscan.result import RunResult
 from grokscan.results.store import Store
+from grokscan.results.weights import load_weights
 from grokscan.sweep.adaptive import objective, run_objective
 from grokscan.sweep.ray_env import ray, tune
 from grokscan.sweep.record import recording_of
@@ -99,9 +100,10 @@ def pack_trial(
 
     from grokscan.engine.loop import train_runs  # torch: loaded on the worker, not by the driver
     from grokscan.engine.recording import recording
+    from grokscan.engine.tickets import parent_weights
 
     try:
-        with recording(rec):
+        with recording(rec), parent_weights(lambda run_id: load_weights(storage, run_id)):
             device = "cuda" if ray.get_gpu_ids() else "cpu"
             train_runs(configs, device=device, pack_size=len(configs), on_finished=report)
     except Exception as err:  # the pack failed: its unfinished runs are stored with the reason, once
