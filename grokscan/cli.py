@@ -85,7 +85,9 @@ def _analysis_parsers(verbs: argparse._SubParsersAction) -> list[argparse.Argume
         verb.add_argument("--sweep", default=None, help=sweep_help)
     plot.add_argument("--x", default=None, help="column on the x axis (default: the first that varies)")
     plot.add_argument("--y", default=None, help="column on the y axis, or grouping the scaling fits")
-    plot.add_argument("--kind", choices=("phase", "time", "curves", "scaling", "positions"), default="phase")
+    plot.add_argument(
+        "--kind", choices=("phase", "time", "curves", "scaling", "positions", "tickets"), default="phase"
+    )
     plot.add_argument("-o", "--output", default=None, help="image file (default: <sweep>_<kind>.png)")
     fit.add_argument("--x", default="frac", help="numeric column to fit against (default: frac)")
     fit.add_argument("--budget", type=int, default=None, help="steps for '<x> at budget' (default: max run)")

@@ -15,6 +15,8 @@ Defaults and their sources:
 - Grokfast EMA alpha=0.98, lambda=2.0; Grokfast-MA window 100, lambda 5.0, mean: Lee et al. 2024.
 - matmul_precision None: IEEE float32 matrix products, as the reference repositories train (opt-in tf32 /
   bf16: engine.precision, with what they do to grokking).
+- tickets: magnitude pruning with one global threshold (Minegishi et al., gouki510/Grokking-Tickets
+  config/config_pruning.py line 56 scope "global"); the rate has no default (a ticket names it).
 - threshold 0.99 for step_fit/step_gen (and the early stop after `patience` evals above it).
 - mlp width 64, depth 1 and the 4000-step budget are grokscan's own choice: small enough that one run takes
   under a minute on one laptop CPU core, while weight_decay=1 groks and weight_decay=0 memorizes within the
@@ -101,6 +103,10 @@ class RunConfig:
     matmul_precision: str | None = (
         None  # float32 runs: None (= "float32") | "tf32" | "bf16" (engine.precision)
     )
+    ticket: str = "none"  # engine.tickets: none | magnitude | random | dense_l1 | dense_l2
+    parent: str | None = None  # tickets: run id of the stored run whose final weights are pruned
+    prune_rate: float | None = None  # tickets: fraction of the prunable weights pruned, in (0, 1)
+    prune_scope: str | None = None  # tickets: global (one threshold, Minegishi et al.'s default) | layer
 
     def __post_init__(self) -> None:
         if self.width is None and isinstance(self.model, str) and self.model in MODELS:

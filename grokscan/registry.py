@@ -1,5 +1,5 @@
 """Registries: the one place that knows the registered tasks, models, optimizers, losses, gradient filters,
-activations and curve metrics by name (in the spirit of timm's `register_model` / `create_model` and
+activations, tickets and curve metrics by name (in the spirit of timm's `register_model` / `create_model` and
 Gymnasium's `register` / `make`).
 
 An entry is one object in one file; it registers itself when its module is imported::
@@ -32,6 +32,7 @@ _BUILTINS = (
     "grokscan.engine.losses",
     "grokscan.engine.metrics",
     "grokscan.engine.progress",
+    "grokscan.engine.tickets",
 )
 _loaded = False
 
@@ -99,8 +100,9 @@ ACTIVATIONS: Registry = Registry("activation", "activation")
 OPTIMIZERS: Registry = Registry("optimizer", "optimizer")
 GRAD_FILTERS: Registry = Registry("grad_filter", "grad_filter")
 LOSSES: Registry = Registry("loss", "loss")
+TICKETS: Registry = Registry("ticket", "ticket")
 CURVE_METRICS: Registry = Registry("curve metric", None)
-BY_FIELD = {r.field: r for r in (TASKS, MODELS, ACTIVATIONS, OPTIMIZERS, GRAD_FILTERS, LOSSES)}
+BY_FIELD = {r.field: r for r in (TASKS, MODELS, ACTIVATIONS, OPTIMIZERS, GRAD_FILTERS, LOSSES, TICKETS)}
 
 
 class Entry:

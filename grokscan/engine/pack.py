@@ -14,6 +14,7 @@ from grokscan.engine.models import Model
 from grokscan.engine.optim import Optimizer
 from grokscan.engine.precision import forward_autocast
 from grokscan.engine.recording import current
+from grokscan.engine.tickets import derived_start
 from grokscan.registry import LOSSES, TASKS
 from grokscan.tasks.base import TaskData
 
@@ -55,6 +56,7 @@ class Pack:
         self.columns = [c for m in self.metrics for c in m.columns_for(cfg)]
         self.streams = self.task.streams(cfg)
         self.x, self.train_idx, self.labels, self.train_mask, self.flat = self._members(configs, data, device)
+        self.keep = derived_start(configs, self.model, self.flat)  # a ticket's mask (engine.tickets)
         self.batch_gens = [torch.Generator().manual_seed(c.seed + BATCH_STREAM) for c in configs]
         self.epoch_order: torch.Tensor | None = None
         self.full_batch: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -84,6 +86,15 @@ class Pack:
     def add(self, configs: list[RunConfig]) -> None:
         """Append runs that start now, at their own step 0, after the members already training."""
         x, train_idx, labels, mask, flat = self._members(configs, task_table(self.cfg), self.flat.device)
+        joined = derived_start(configs, self.model, flat)  # derived runs start from their masked init
+        if self.keep is not None or joined is not None:
+            ones = torch.ones_like
+            self.keep = torch.cat(
+                [
+                    ones(self.flat) if self.keep is None else self.keep,
+                    ones(flat) if joined is None else joined,
+                ]
+            )
         if self.own_rows:
             self.x = torch.cat([self.x, x])
         self.train_idx, self.labels = torch.cat([self.train_idx, train_idx]), torch.cat([self.labels, labels])
@@ -103,6 +114,7 @@ class Pack:
         self.epoch_order = self.epoch_order[idx] if self.epoch_order is not None else None
         self.full_batch = None
         self.opt.select(idx)
+        self.keep = self.keep[idx] if self.keep is not None else None
 
     def batch_rows(self, step: int) -> torch.Tensor:
         """Training rows [M, B] for update `step` (1-based): all of them, or the next minibatch of an epoch
@@ -161,7 +173,11 @@ class Pack:
         grad_logits = logits_grad(self.loss, logits, labels, self.cfg.loss_dtype)
         (grad,) = torch.autograd.grad(logits, self.flat, grad_logits)
         self.flat.requires_grad_(False)
+        if self.keep is not None:  # masked weights get no gradient (so no optimizer state) and stay 0
+            grad = grad * self.keep
         self.opt.update(self.flat, grad)
+        if self.keep is not None:
+            self.flat.mul_(self.keep)
 
     @torch.no_grad()
     def evaluate(self, start: int = 0) -> torch.Tensor:

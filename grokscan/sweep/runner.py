@@ -13,6 +13,7 @@ import time
 from grokscan.results.store import Store
 from grokscan.sweep.compaction import compact_on_cluster
 from grokscan.sweep.pack_plan import choose_pack_size, plan_packs, trial_gpus
+from grokscan.sweep.parents import check_parents
 from grokscan.sweep.ray_env import check_store_visible, cluster_cpu_slots, init_ray, tune
 from grokscan.sweep.search_runner import run_search
 from grokscan.sweep.space import Sweep
@@ -58,6 +59,7 @@ def run_sweep(
     skipped = len(sweep.configs) - len(todo)
     if not todo:
         return SweepOutcome(len(sweep.configs), skipped, 0, 0, time.monotonic() - start)
+    check_parents(storage, todo)
     init_ray(address)
     root = check_store_visible(storage)
     size = choose_pack_size(

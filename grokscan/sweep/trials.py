@@ -22,6 +22,7 @@ from grokscan.config import RunConfig
 from grokscan.errors import UserError
 from grokscan.result import RunResult
 from grokscan.results.store import Store
+from grokscan.results.weights import load_weights
 from grokscan.sweep.adaptive import objective, run_objective
 from grokscan.sweep.ray_env import ray, tune
 from grokscan.sweep.record import recording_of
@@ -113,9 +114,10 @@ def pack_trial(
 
     from grokscan.engine.loop import MemberOutOfMemory, train_runs  # torch: on the worker, not the driver
     from grokscan.engine.recording import recording
+    from grokscan.engine.tickets import parent_weights
 
     try:
-        with recording(rec):
+        with recording(rec), parent_weights(lambda run_id: load_weights(storage, run_id)):
             train_runs(configs, on_finished=report, **_device(configs))
     except MemberOutOfMemory as err:  # the other runs are stored; these are not, and say why on stderr
         print(f"grokscan: {err}", file=sys.stderr, flush=True)

@@ -1,5 +1,5 @@
 """`phase_diagram`: one figure of a sweep's runs, by kind (phase map, time map, curves, scaling fit,
-per-position loss curves of sequence runs)."""
+per-position loss curves of sequence runs, the ticket comparison)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ from grokscan.viz.grids import phase_map, time_map
 from grokscan.viz.lines import curves_figure, scaling_figure
 from grokscan.viz.positions import positions_figure
 from grokscan.viz.style import STYLE
+from grokscan.viz.tickets import tickets_figure
 
-KINDS = ("phase", "time", "curves", "scaling", "positions")
+KINDS = ("phase", "time", "curves", "scaling", "positions", "tickets")
 
 
 def phase_diagram(
@@ -39,7 +40,8 @@ def phase_diagram(
         kind: "phase" (majority phase per cell), "time" (median step_gen per cell), "curves" (accuracy
             curves of up to 4 runs, grokking first; needs `curves`) or "scaling" (step_gen against x with
             the censored exponential fit and its 95% bootstrap band), "positions" (loss per answer position
-            of up to 3 sequence runs, the infinite-data run first; needs `curves`).
+            of up to 3 sequence runs, the infinite-data run first; needs `curves`), "tickets" (median
+            step_gen against prune_rate of Grokking Tickets and their controls, `viz.tickets`).
         curves: Curves frame (`grokscan.load_curves`), for kinds "curves" and "positions".
         ax: Draw into this axes instead of a new figure.
         budget, n_boot: Passed to `fit_scaling` for kind "scaling".
@@ -62,4 +64,6 @@ def phase_diagram(
             return curves_figure(runs, curves, ax)
         if kind == "positions":
             return positions_figure(runs, curves, ax)
+        if kind == "tickets":
+            return tickets_figure(runs, ax)
         return scaling_figure(runs, x, y, ax, budget=budget, n_boot=n_boot)

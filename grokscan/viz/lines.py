@@ -14,6 +14,7 @@ from matplotlib.patches import Patch
 from grokscan.errors import UserError
 from grokscan.results.analysis import ScalingFit, fit_scaling
 from grokscan.results.phases import PHASES
+from grokscan.viz.progress_panels import draw_progress, progress_rows
 from grokscan.viz.style import (
     PHASE_COLORS,
     TRAIN_COLOR,
@@ -54,7 +55,8 @@ def curves_figure(
 ) -> Figure:
     """Train and validation accuracy against log-scaled steps for the runs of `pick_runs(runs, n)`, with
     dotted lines at step_fit and step_gen and the delay between them shaded; one panel per run (only the
-    first run when `ax` is given).
+    first run when `ax` is given). When the curves hold progress measures (a sweep's `record`), a panel
+    row per group of them (`viz.progress_panels`) follows under each run, on the same step axis.
 
     Raises:
         UserError: no curves frame, or no stored accuracy curves for the picked runs.
@@ -67,23 +69,26 @@ def curves_figure(
     ids = [i for i in pick_runs(runs, 1 if ax is not None else n) if (curves["run_id"] == i).any()]
     if not ids or not drawn:
         raise UserError("no stored accuracy curves for the finished runs of this selection")
+    extra = progress_rows(curves[curves["run_id"].isin(ids)]) if ax is None else []
     if ax is None:
-        fig = Figure(figsize=(3.3 * len(ids) + 0.6, 3.3), layout="constrained", dpi=110)
-        axes = list(np.atleast_1d(fig.subplots(1, len(ids), sharey=True)))
+        size = (3.3 * len(ids) + 0.6, 3.3 + 2.2 * len(extra))
+        fig = Figure(figsize=size, layout="constrained", dpi=110)
+        grid = np.array(fig.subplots(1 + len(extra), len(ids), sharex="col", sharey="row", squeeze=False))
+        axes = list(grid[0])
     else:
-        fig, axes = ax.figure, [ax]
+        fig, axes, grid = ax.figure, [ax], np.array([[ax]])
     shown = [*varying_columns(runs), "seed"]
     for k, (ax_, run_id) in enumerate(zip(axes, ids, strict=True)):
         run = runs.loc[runs["run_id"] == run_id].iloc[0]
         c = curves[(curves["run_id"] == run_id) & (curves["step"] > 0)].sort_values("step")
+        for row, below in zip(extra, grid[1:, k], strict=True):
+            draw_progress(below, row, c, legend=k == 0)
+            _mark_steps(below, run)
         for column, color, label in drawn:
             ax_.plot(c["step"], c[column], color=color, lw=1.6, label=label)
         fit, gen = run["step_fit"], run["step_gen"]
-        if pd.notna(fit):
-            ax_.axvline(fit, color=TRAIN_COLOR, ls=":", lw=1.2, label="step_fit")
-        if pd.notna(gen):
-            ax_.axvline(gen, color=VAL_COLOR, ls=":", lw=1.2, label="step_gen")
-        else:
+        _mark_steps(ax_, run, labels=True)
+        if pd.isna(gen):
             text = f"never generalized\n(censored at {run['steps_run']:,})"
             ax_.text(0.97, 0.5, text, transform=ax_.transAxes, ha="right", va="center", fontsize="x-small")
         if pd.notna(fit) and pd.notna(gen) and gen > fit:
@@ -91,7 +96,7 @@ def curves_figure(
         ax_.set_xscale("log")
         steps_axis(ax_.xaxis, c["step"].min(), c["step"].max())
         ax_.set_ylim(-0.02, 1.02)
-        ax_.set_xlabel("step")
+        grid[-1, k].set_xlabel("step")
         cell = ", ".join(f"{col}={fmt(run[col])}" for col in shown if col in run)
         ax_.set_title(f"{run['phase']}\n{cell}", fontsize="small")
         sns.despine(ax=ax_)
@@ -99,6 +104,13 @@ def curves_figure(
             ax_.set_ylabel("accuracy")
             ax_.legend(loc="upper left", fontsize="x-small", frameon=False)
     return fig
+
+
+def _mark_steps(ax: Axes, run: pd.Series, labels: bool = False) -> None:
+    """Dotted lines at the run's step_fit and step_gen (those it reached)."""
+    for column, color in (("step_fit", TRAIN_COLOR), ("step_gen", VAL_COLOR)):
+        if pd.notna(run[column]):
+            ax.axvline(run[column], color=color, ls=":", lw=1.2, label=column if labels else None)
 
 
 def _fit_label(fit: ScalingFit, n_x_generalized: int) -> str:

@@ -23,7 +23,9 @@ from grokscan.results.store import load_curves, load_runs
 from grokscan.viz.figures import phase_diagram
 from grokscan.viz.lines import pick_runs
 from grokscan.viz.positions import pick_position_runs
+from grokscan.viz.progress_panels import CAPTION, progress_rows
 from grokscan.viz.style import grid_axes, varying_columns
+from grokscan.viz.tickets import is_ticket_sweep
 
 FIT_COLUMNS = ("a", "a_lo", "a_hi", "b", "b_lo", "b_hi", "slowdown_per_minus_0_1", "n", "n_censored")
 _CSS = """
@@ -153,6 +155,10 @@ def _figure(runs: pd.DataFrame, kind: str, **kwargs) -> str:
         return f'<p class="note">No {kind} figure: {html.escape(str(err))}.</p>'
 
 
+def _progress_caption(curves: pd.DataFrame) -> str:
+    return f'<p class="note">{CAPTION}</p>' if progress_rows(curves) else ""
+
+
 def _table(frame: pd.DataFrame, index: bool = False) -> str:
     return frame.to_html(index=index, border=0, na_rep="", escape=True)
 
@@ -213,6 +219,19 @@ def _scaling(runs: pd.DataFrame) -> str:
     return caption + _table(format_fit_table(table)) + note + _figure(runs, "scaling", x="frac")
 
 
+def _tickets(runs: pd.DataFrame) -> str:
+    """The ticket comparison of a sweep with derived runs (Grokking Tickets), else ""."""
+    if not is_ticket_sweep(runs):
+        return ""
+    caption = (
+        "<p>Grokking Tickets (Minegishi et al.): each derived run restarts from its parent's init with a "
+        "mask from the parent's final weights: the ticket (magnitude), a random mask of the same per-layer "
+        "sparsity, and dense nets rescaled to the ticket's L2 / L1 norm; the dense net itself as a line. "
+        "Median step_gen over seeds; open markers: more than half never generalized (their budget).</p>"
+    )
+    return f"<h2>Grokking Tickets</h2>{caption}{_figure(runs, 'tickets')}"
+
+
 def _positions(results_dir: str, name: str, runs: pd.DataFrame) -> str:
     """The per-position section of a sweep with sequence runs (those have a ``regime``), else ""."""
     if "regime" not in runs or runs["regime"].isna().all():
@@ -271,8 +290,8 @@ def write_report(
 <h2>Time to generalize</h2>{_figure(runs, "time")}
 <details><summary>Per-cell table</summary>{cells}</details>
 <h2>Scaling of step_gen with the training fraction</h2>{_scaling(runs)}
-<h2>Curves</h2>{_figure(runs, "curves", curves=curves)}
-{_positions(results_dir, name, runs)}
+<h2>Curves</h2>{_figure(runs, "curves", curves=curves)}{_progress_caption(curves)}
+{_positions(results_dir, name, runs)}{_tickets(runs)}
 <h2>Data</h2><p>Parquet tables: <code>{html.escape(where)}/runs/sweep={html.escape(name)}/</code> and
 <code>{html.escape(where)}/curves/sweep={html.escape(name)}/</code>. Load them with pandas:</p>
 <pre>{html.escape(snippet, quote=False)}</pre>"""
