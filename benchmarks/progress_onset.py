@@ -114,14 +114,27 @@ def _last(curve: pd.DataFrame, column: str) -> tuple[int, float]:
     return int(values.step.iloc[-1]), float(values[column].iloc[-1])
 
 
-def details(run: Run, at: int) -> list[str]:
-    c, on = run.curve, onsets(run)
-    name = f"weight decay {_g(run.weight_decay)}, seed {run.seed}"
-    lines = [f"{name}:"]
-    acc = on["val_acc"]
+def leads(run: Run, column: str) -> list[int | None]:
+    """Steps by which `column`'s onsets come before val_acc's, one per share (negative: after)."""
+    on = onsets(run)
+    return [None if a is None or m is None else a - m for a, m in zip(on["val_acc"], on[column], strict=True)]
+
+
+def lead_ranges(runs: list[Run]) -> str:
+    parts = []
     for col, label, _ in MEASURES[1:]:
-        leads = [None if a is None or m is None else a - m for a, m in zip(acc, on[col], strict=True)]
-        lines.append(f"  {label} onsets lead val_acc's by " + " / ".join(_n(x) for x in leads) + " steps")
+        known = [x for run in runs for x in leads(run, col) if x is not None]
+        parts.append(f"{label} {_n(min(known, default=None))} to {_n(max(known, default=None))}")
+    return "leads over val_acc's onsets, all runs and shares (steps): " + ", ".join(parts)
+
+
+def details(run: Run, at: int) -> list[str]:
+    c = run.curve
+    lines = [f"weight decay {_g(run.weight_decay)}, seed {run.seed}:"]
+    for col, label, _ in MEASURES[1:]:
+        lines.append(
+            f"  {label} onsets lead val_acc's by " + " / ".join(_n(x) for x in leads(run, col)) + " steps"
+        )
     first = int(c.step.iloc[0])
     cols = ("val_acc", "fourier_top_share", "fourier_gini", "val_restricted_loss", "train_excluded_loss")
     for col in cols:
@@ -158,6 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         f"grokscan {sorted(set(rows.grokscan_version))}, summed run wall {rows.wall_s.sum():.0f} s"
     )
     print(table(runs))
+    print(lead_ranges(runs))
     for run in runs:
         print("\n".join(details(run, args.at)))
 

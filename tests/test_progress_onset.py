@@ -108,5 +108,8 @@ def test_table_from_a_store(tmp_path, capsys):
         "| 0, 0 | 200 | never (val_acc 0.147 at 500) | 100 / 300 | 100 / 300 | 100 / 300 | 100 / 100 |",
     ]
     assert "  top share onsets lead val_acc's by 100 / 100 steps" in out
+    assert "  Gini onsets lead val_acc's by 200 / 100 steps" in out
+    ranges = "top share 0 to 100, Gini 0 to 200, val restricted loss 0 to 300"
+    assert f"leads over val_acc's onsets, all runs and shares (steps): {ranges}" in out
     assert "  fourier_n90: step 0 43, final (step 500) 14" in out
     assert "  train_excluded_loss never rises" in out
