@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 
 import pandas as pd
+import torch
 
 import grokscan
+from grokscan.engine.tickets import magnitude_keep, prunable
 
 KINDS = ("magnitude", "random", "dense_l2", "dense_l1")
 
@@ -51,6 +53,16 @@ def tickets(root: str) -> None:
                     cell += f", train {run['final_train_acc']:.2f}"
                 cells.append(cell)
             print(f"| {wd:g} | {rate:g} | " + " | ".join(cells) + " |")
+    parents = grokscan.load_runs(root, "tickets_parents")
+    parent = parents.iloc[0]
+    steps = ", ".join(f"{c} {parent[c]}" for c in ("step_fit", "step_gen", "steps_run"))
+    print(f"\nparent: {steps}")
+    weights = {k: torch.from_numpy(v) for k, v in grokscan.load_weights(root, parent["run_id"]).items()}
+    names = prunable(weights)
+    for rate in sorted(runs["prune_rate"].dropna().unique()):
+        keep = magnitude_keep({n: weights[n] for n in names}, rate, "global")
+        shares = ", ".join(f"{n} {1 - keep[n].float().mean().item():.0%}" for n in names)
+        print(f"rate {rate:g}, global threshold prunes: {shares}")
     print("\nsteps_run and step_gen (threshold 0.99) of each run:")
     cols = ["ticket", "prune_rate", "weight_decay", "step_fit", "step_gen", "steps_run"]
     print(runs[cols].sort_values(cols[2::-1]).to_string(index=False))

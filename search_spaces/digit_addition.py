@@ -7,7 +7,7 @@ sized for 2 CPU cores: 3 digits, d_model 64, 4,000 steps. The infinite-data runs
 examples per step; train_size does not apply to them, so the grid keeps one per weight decay) show the
 per-digit phase change with no gap between fitting and generalizing; the finite runs memorize with few
 examples or no weight decay and grok in between. `grokscan plot DIR --kind positions` draws the loss per
-digit. DA_TIME (RESULTS.md, section 6).
+digit. 449 s on 2 CPU cores shared with other work (RESULTS.md, section 6).
 Closer to the source (5 digits, 700 examples; it gives no model width or budget): --set n_digits=5
 --set width=128 --set steps=30000 --set "train_size=[350,700,1400,2800]".
 """

@@ -7,7 +7,7 @@ then this file. Each derived run restarts from the parent's init (same seed and 
 the parent's final weights (engine.tickets): `magnitude` (the ticket: the prune_rate smallest weights of
 all layers together pruned), `random` (a random mask, same per-layer sparsity) and `dense_l2` / `dense_l1`
 (no mask, the init rescaled to the ticket's L2 / L1 norm); `none` is the dense net itself. All at weight
-decay 1 (the parent's) and 0, 4000 steps each. 26 runs, about 5 minutes on 2 CPU cores (RESULTS.md,
+decay 1 (the parent's) and 0, 4000 steps each. 26 runs, about 4 minutes on 2 CPU cores (RESULTS.md,
 section 9)."""
 
 import runpy

@@ -22,6 +22,7 @@ from grokscan.registry import BY_FIELD
         ("optimizer", "adamww", "adamw"),
         ("grad_filter", "grokfst", "grokfast"),
         ("loss", "stablemx", "stablemax"),
+        ("ticket", "magnitud", "magnitude"),
     ],
 )
 def test_unknown_name_names_field_value_and_closest(field: str, value: str, closest: str) -> None:
@@ -35,7 +36,8 @@ def test_unknown_name_names_field_value_and_closest(field: str, value: str, clos
 
 
 def test_every_registry_kind_is_checked() -> None:
-    assert set(BY_FIELD) == {"task", "model", "activation", "optimizer", "grad_filter", "loss"}
+    kinds = {"task", "model", "activation", "optimizer", "grad_filter", "loss", "ticket"}
+    assert set(BY_FIELD) == kinds
 
 
 def test_unknown_name_far_from_all_lists_the_registered_ones() -> None:
