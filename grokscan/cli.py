@@ -101,9 +101,8 @@ def _analysis_parsers(verbs: argparse._SubParsersAction) -> list[argparse.Argume
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    verbs = {"run": _run, "ls": _ls, "plot": _plot, "fit": _fit, "report": _report, "compact": _compact}
-    verbs["serve"] = _serve
-    verbs.update(JOB_VERBS)
+    verbs = {"run": _run, "ls": _ls, "plot": _plot, "fit": _fit, "report": _report, "serve": _serve}
+    verbs.update(compact=_compact, **JOB_VERBS)
     try:
         if args.gap < 0:
             raise UserError(f"--gap {args.gap}: must be a number of steps >= 0")
