@@ -23,13 +23,7 @@ POWER = dict(layernorm="post", biases="off", pos_encoding="sinusoidal", input_fo
 TINY = dict(task="x-y", p=7, model="transformer", width=8, heads=2, d_mlp=12, depth=2)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Bitwise comparisons below rely on one CPU thread, as engine.loop trains."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/engine/conftest.py
 
 
 def _power_position_encoding(context_len: int, d_model: int) -> np.ndarray:
