@@ -47,15 +47,17 @@ class Pack:
         self.task = TASKS.get(cfg.task)
         self.dtype = getattr(torch, cfg.dtype)
         data = task_table(cfg)
-        self.own_rows = self.task.member_data(cfg, data).x is not None
-        if not self.own_rows:
-            self.x = data.x.to(device) if data.n_vocab is not None else data.x.to(device, self.dtype)
         self.model = Model(cfg, self.task.dims(cfg))
         self.recording = current()
         self.metrics = metrics_for(cfg)
         self.columns = [c for m in self.metrics for c in m.columns_for(cfg)]
         self.streams = self.task.streams(cfg)
-        self.x, self.train_idx, self.labels, self.train_mask, self.flat = self._members(configs, data, device)
+        own_x, self.train_idx, self.labels, self.train_mask, self.flat = self._members(configs, data, device)
+        self.own_rows = own_x is not None  # sequence tasks: each run's own drawn rows
+        if self.own_rows:
+            self.x = own_x
+        else:
+            self.x = data.x.to(device) if data.n_vocab is not None else data.x.to(device, self.dtype)
         self.keep = derived_start(configs, self.model, self.flat)  # a ticket's mask (engine.tickets)
         self.batch_gens = [torch.Generator().manual_seed(c.seed + BATCH_STREAM) for c in configs]
         self.epoch_order: torch.Tensor | None = None
@@ -64,11 +66,12 @@ class Pack:
         self.opt = Optimizer(cfg, configs, self.flat, list(self.model.offsets.values()))
         self.step = 0  # updates taken: the step of the next eval
 
-    def _members(self, configs: list[RunConfig], data: TaskData, device) -> tuple[torch.Tensor, ...]:
-        """Per-member tensors of `configs`: inputs (shared or own), training rows, labels, train mask and
-        initial parameters."""
+    def _members(self, configs: list[RunConfig], data: TaskData, device) -> tuple[torch.Tensor | None, ...]:
+        """Per-member tensors of `configs`: their own inputs (None: the task's shared table), training rows,
+        labels, train mask and initial parameters."""
         members = [self.task.member_data(c, data) for c in configs]
-        x = torch.stack([member.x for member in members]).to(device) if self.own_rows else self.x
+        own = members[0].x is not None
+        x = torch.stack([member.x for member in members]).to(device) if own else None
         train_idx = torch.stack([member.train_rows for member in members]).to(device)
         labels = torch.stack([member.y for member in members]).to(device)
         mask = torch.zeros(labels.shape[:2], dtype=torch.bool, device=device).scatter_(1, train_idx, True)
