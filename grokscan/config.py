@@ -96,10 +96,12 @@ class RunConfig:
     dim: int | None = None  # xor_cluster: input dimension d (default 2000)
     cluster_norm: float | None = None  # xor_cluster: ||mu1|| = ||mu2|| of the cluster means (default 14)
     layernorm: str | None = None  # transformer: "post" (Power et al. 2022) | "pre"; None: no LayerNorm
-    biases: str | None = None  # transformer: "off" drops the MLP sublayer's biases; None: kept
+    biases: str | None = None  # "off": transformer, no MLP-sublayer biases; mlp, no biases; None: kept
     pos_encoding: str | None = None  # transformer: "sinusoidal" (Power et al. 2022); None: learned
     input_format: str | None = None  # transformer, binary tables: "eos_x_op_y" (Power); None: x y =
     batch_rule: str | None = None  # "half_up_to_512": batch_size = min(512, ceil(n_train / 2)) (Power)
+    mlp_input: str | None = None  # mlp, token tasks: embed_concat (None) | embed_sum (Liu) | onehot (Prieto)
+    embed_dim: int | None = None  # mlp embed_*: embedding width (None: width)
     matmul_precision: str | None = (
         None  # float32 runs: None (= "float32") | "tf32" | "bf16" (engine.precision)
     )

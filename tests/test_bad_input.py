@@ -50,6 +50,9 @@ CASES = {
     "transformer_on_pixels": ('param_space = {"task": "digits", "model": "transformer"}', [], "pixel inputs"),
     "heads_not_dividing_width": ('param_space = {"model": "transformer", "heads": 3}', [], "divide width"),
     "unknown_layernorm": ('param_space = {"model": "transformer", "layernorm": "pst"}', [], "'post', 'pre'"),
+    "unknown_mlp_input": ('param_space = {"mlp_input": "one_hot"}', [], "'embed_sum', 'onehot'"),
+    "onehot_on_pixels": ('param_space = {"task": "digits", "mlp_input": "onehot"}', [], "pixel inputs"),
+    "mlp_biases_typo": ('param_space = {"biases": "of"}', [], "'on', 'off'"),
     "operator_token_on_parity": (
         'param_space = {"model": "transformer", "task": "parity", "input_format": "eos_x_op_y"}',
         [],

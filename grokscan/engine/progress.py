@@ -93,7 +93,7 @@ class FourierEmbedding(CurveMetric):
         return cfg.task in ADDITIVE
 
     def compute(self, ev: EvalBatch) -> torch.Tensor:
-        power = frequency_power(ev.model.views(ev.flat)["embed"], ev.cfg.p)
+        power = frequency_power(ev.model.embedding(ev.flat), ev.cfg.p)
         top = power.gather(1, key_frequencies(power)).sum(1) / power.sum(1)
         varying = power[:, 1:].sort(dim=1, descending=True).values
         reached = varying.cumsum(1) >= SHARE_OF_NORM * varying.sum(1, keepdim=True)
@@ -113,7 +113,7 @@ class KeyFrequencyLosses(CurveMetric):
 
     def compute(self, ev: EvalBatch) -> torch.Tensor:
         p, logits = ev.cfg.p, ev.logits
-        freqs = key_frequencies(frequency_power(ev.model.views(ev.flat)["embed"], p))
+        freqs = key_frequencies(frequency_power(ev.model.embedding(ev.flat), p))
         dirs = key_directions(freqs, p, ADDITIVE[ev.cfg.task]).to(logits.dtype)
         kept = torch.bmm(dirs.transpose(1, 2), torch.bmm(dirs, logits))  # [m, N, C]
         restricted = logits.mean(1, keepdim=True) + kept

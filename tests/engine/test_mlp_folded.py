@@ -1,6 +1,7 @@
-"""The MLP's folded first layer, (E W_j)[x_j] summed over input positions, against the unfolded computation
-it replaces, written out in plain torch: concatenated embeddings times the first layer (nn.Embedding +
-nn.Linear), forward and gradients."""
+"""The MLP's folded first layer, T_j[x_j] summed over input positions, against the unfolded computation
+it replaces, written out in plain torch, forward and gradients: concatenated embeddings (nn.Embedding +
+nn.Linear), the summed embedding enc(x) + enc(y) (Liu et al. 2022), and concatenated one-hot vectors into
+bias-free layers (Prieto et al. 2025)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ import torch.nn.functional as F
 
 from grokscan.config import RunConfig
 from grokscan.engine.models import Model
-from grokscan.engine.models.mlp import folded_first_layer
+from grokscan.engine.models.mlp import gather_sum
 from grokscan.registry import TASKS
 
 CASES = {
     "x+y": dict(task="x+y", p=11, width=8, depth=1),
+    "x+y-embed_sum": dict(task="x+y", p=11, width=8, depth=2, mlp_input="embed_sum", embed_dim=3),
+    "x+y-onehot-no-biases": dict(task="x+y", p=11, width=8, depth=2, mlp_input="onehot", biases="off"),
+    "x-y-concat-embed_dim": dict(task="x-y", p=7, width=6, embed_dim=2, biases="off"),
     "parity-depth2": dict(task="parity", n_bits=6, k_bits=2, n_samples=None, width=8, depth=2),
     "max_of_seq": dict(task="max_of_seq", width=8),
 }
@@ -25,10 +29,15 @@ def _unfolded(net: Model, flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     out = []
     for member in range(flat.shape[0]):
         w = {k: v[member] for k, v in net.views(flat).items()}
-        h = F.embedding(x[member], w["embed"]).flatten(1)
+        if net.cfg.mlp_input == "onehot":
+            h = F.one_hot(x[member], net.n_vocab).to(flat.dtype).flatten(1)
+        elif net.cfg.mlp_input == "embed_sum":
+            h = F.embedding(x[member], w["embed"]).sum(1)
+        else:
+            h = F.embedding(x[member], w["embed"]).flatten(1)
         for i in range(net.cfg.depth):
-            h = net.act(h @ w[f"w{i}"] + w[f"b{i}"])
-        out.append(h @ w["w_out"] + w["b_out"])
+            h = net.act(F.linear(h, w[f"w{i}"].T, w.get(f"b{i}")))
+        out.append(F.linear(h, w["w_out"].T, w.get("b_out")))
     return torch.stack(out)
 
 
@@ -48,7 +57,9 @@ def test_folded_mlp_equals_unfolded(fields: dict) -> None:
     (grad_a,) = torch.autograd.grad((got * weights).sum(), flat_a)
     (grad_b,) = torch.autograd.grad((want * weights).sum(), flat_b)
     torch.testing.assert_close(grad_a, grad_b, rtol=1e-10, atol=1e-12)
-    assert grad_a[:, slice(*net.offsets["embed"])].abs().sum() > 0  # the embedding does get a gradient
+    first = "w0" if cfg.mlp_input == "onehot" else "embed"
+    assert grad_a[:, slice(*net.offsets[first])].abs().sum() > 0  # the token rows do get a gradient
+    assert ("b0" in net.offsets) == (cfg.biases is None)
 
 
 def test_folded_first_layer_repeated_tokens_accumulate() -> None:
@@ -57,7 +68,7 @@ def test_folded_first_layer_repeated_tokens_accumulate() -> None:
     weight = torch.randn(1, 4, 5, dtype=torch.float64, requires_grad=True)
     bias = torch.zeros(1, 5, dtype=torch.float64, requires_grad=True)
     x = torch.tensor([[[1, 1], [1, 2], [1, 0]]])
-    out = folded_first_layer(table, weight, bias, x)
+    out = gather_sum([torch.bmm(table, block) for block in weight.view(1, 2, 2, 5).unbind(1)], bias, x)
     (grad,) = torch.autograd.grad(out.sum(), table)
     ones = torch.ones(5, dtype=torch.float64)
     w0, w1 = weight[0, :2].detach(), weight[0, 2:].detach()

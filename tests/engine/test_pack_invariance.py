@@ -99,6 +99,10 @@ def assert_close(a: RunResult, b: RunResult, rtol: float, atol: float) -> None:
             depth=2,
         ),
         dict(task="s3", width=16, eval_every=10, optimizer="adam", loss="stablemax", grad_filter="grokfast"),
+        dict(task="x+y", p=11, width=16, depth=2, eval_every=10, mlp_input="onehot", biases="off"),
+        dict(
+            task="x+y", p=11, width=16, eval_every=10, mlp_input="embed_sum", embed_dim=2, activation="tanh"
+        ),
         dict(
             **dict(task="x-y", p=11, model="transformer", width=8, heads=2, d_mlp=12, depth=2, eval_every=10),
             **dict(layernorm="post", biases="off", pos_encoding="sinusoidal", input_format="eos_x_op_y"),
@@ -110,6 +114,8 @@ def assert_close(a: RunResult, b: RunResult, rtol: float, atol: float) -> None:
         "x*y",
         "sgd-mse-perp",
         "s3-adam-stablemax-grokfast",
+        "mlp-onehot-prieto",
+        "mlp-embed-sum-liu",
         "transformer-power",
         "transformer-pre",
     ],

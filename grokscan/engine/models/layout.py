@@ -40,6 +40,10 @@ class Architecture(Entry):
         """Activation elements per row: (training peak, forward total); see engine.memory."""
         raise NotImplementedError
 
+    def embedding(self, model: Model, w: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The token embedding [M, V, d] that progress measures read (the Fourier spectrum)."""
+        return w["embed"]
+
 
 class Model:
     """Architecture of one pack: parameter layout, init and a batched forward pass."""
@@ -80,6 +84,10 @@ class Model:
     def forward(self, flat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Logits [M, B, C] for inputs x [M, B, n_inputs] (token ids) or [M, B, F] (features)."""
         return self.arch.forward(self, self.views(flat), x)
+
+    def embedding(self, flat: torch.Tensor) -> torch.Tensor:
+        """Token embedding rows [M, V, d] (`Architecture.embedding`)."""
+        return self.arch.embedding(self, self.views(flat))
 
 
 def embed(table: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

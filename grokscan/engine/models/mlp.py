@@ -1,13 +1,23 @@
-"""MLP: token embeddings concatenated (or pixel features) -> `depth` hidden layers of `width` -> logits.
+"""MLP: the inputs of a token task (or pixel features) -> `depth` hidden layers of `width` -> logits.
 Init as PyTorch's nn.Linear / nn.Embedding defaults: U(±1/sqrt(fan_in)) weights and biases, N(0, 1)
 embeddings. A sequence task with one answer position (max_of_seq) gets logits [M, B, 1, C]; one with
 several needs causal masking (teacher forcing): the transformer.
 
+How a token task's operands enter the first layer (`mlp_input`):
+- "embed_concat" (None, the default): learned embeddings of the operands, concatenated (grokscan 0.1).
+- "embed_sum": one learned embedding, summed over the operands, enc(x) + enc(y) as in Liu et al. 2022,
+  "Towards understanding grokking" (ejmichaud/grokking-squared, phase_diagram-classification.ipynb cell 1,
+  lines 199-203); `embed_dim` sets its width (their latent is 1-D).
+- "onehot": the operands' one-hot vectors, concatenated, straight into the first layer, as Prieto et al.
+  2025 (LucasPrietoAl/grokking-at-the-edge-of-numerical-stability datasets.py:56-59, utils.py:186).
+`biases="off"` drops every bias (Prieto et al.'s MLP, utils.py:186-187 bias=False).
+
 With token inputs the embedding is folded into the first layer: E[x] W = (E W)[x], exact in real
-arithmetic. Each member multiplies its [n_vocab, width] table by the first layer's block for each input
-position once and gathers rows per example, instead of a [B, n_inputs * width] x [n_inputs * width, width]
-product: most of that layer's FLOPs, forward and backward, are gone. The float sums run in another order
-than the unfolded product, so curves differ from grokscan <= 0.1's in the last bits (run ids do not)."""
+arithmetic. Each member multiplies its [n_vocab, embed_dim] table by the first layer's block for each input
+position once and gathers rows per example, instead of a [B, n_inputs * embed_dim] x [., width] product:
+most of that layer's FLOPs, forward and backward, are gone. A one-hot input is the same gather from the
+first layer's own blocks. The float sums run in another order than the unfolded product, so curves differ
+from grokscan <= 0.1's in the last bits (run ids do not)."""
 
 from __future__ import annotations
 
@@ -20,49 +30,81 @@ from grokscan.engine.models.layout import Architecture, Model, Spec
 from grokscan.registry import ACTIVATIONS, MODELS, TASKS, cfg_error
 from grokscan.tasks.base import Dims
 
+INPUTS = ("embed_concat", "embed_sum", "onehot")  # the first reproduces grokscan 0.1 (stored None)
+
 
 class MLP(Architecture):
     name = "mlp"
-    fields = ("width", "depth")
+    fields = ("width", "depth", "mlp_input", "embed_dim", "biases")
     default_width = 64
 
     def validate(self, cfg: RunConfig) -> None:
-        n_out = TASKS.get(cfg.task).dims(cfg).n_outputs
-        if n_out is not None and n_out > 1:
+        dims = TASKS.get(cfg.task).dims(cfg)
+        if dims.n_outputs is not None and dims.n_outputs > 1:
             raise cfg_error(
                 "model",
                 cfg.model,
-                f"task {cfg.task!r} predicts {n_out} answer tokens with teacher forcing, which needs causal "
-                "masking: use model='transformer'",
+                f"task {cfg.task!r} predicts {dims.n_outputs} answer tokens with teacher forcing, which "
+                "needs causal masking: use model='transformer'",
             )
+        if cfg.mlp_input not in (None, *INPUTS):
+            raise cfg_error("mlp_input", cfg.mlp_input, f"one of {', '.join(map(repr, INPUTS))} or None")
+        if cfg.biases not in (None, "on", "off"):
+            raise cfg_error("biases", cfg.biases, "one of 'on', 'off' or None")
+        if dims.n_vocab is None and cfg.mlp_input not in (None, "embed_concat"):
+            raise cfg_error("mlp_input", cfg.mlp_input, f"task {cfg.task!r} has pixel inputs, not tokens")
+        if cfg.embed_dim is not None and cfg.embed_dim < 1:
+            raise cfg_error("embed_dim", cfg.embed_dim, "must be >= 1 (or None for width)")
+
+    def normalize(self, cfg: RunConfig) -> dict:
+        tokens = TASKS.get(cfg.task).dims(cfg).n_vocab is not None
+        mode = None if cfg.mlp_input == "embed_concat" else cfg.mlp_input
+        embedded = tokens and mode != "onehot"
+        return {
+            "mlp_input": mode,
+            "embed_dim": cfg.embed_dim if embedded and cfg.embed_dim != cfg.width else None,
+            "biases": None if cfg.biases == "on" else cfg.biases,
+        }
 
     def spec(self, cfg: RunConfig, dims: Dims) -> Spec:
         w, n_in = cfg.width, dims.n_inputs
         spec: Spec = {}
-        if dims.n_vocab is not None:
-            spec["embed"] = ((dims.n_vocab, w), ("normal", 1.0))
-            fan_in = n_in * w
-        else:
+        if dims.n_vocab is None:
             fan_in = n_in
+        elif cfg.mlp_input == "onehot":
+            fan_in = n_in * dims.n_vocab
+        else:
+            e = cfg.embed_dim or w
+            spec["embed"] = ((dims.n_vocab, e), ("normal", 1.0))
+            fan_in = e if cfg.mlp_input == "embed_sum" else n_in * e
         for i in range(cfg.depth):
             bound = 1 / math.sqrt(fan_in)
             spec[f"w{i}"] = ((fan_in, w), ("uniform", bound))
-            spec[f"b{i}"] = ((w,), ("uniform", bound))
+            if cfg.biases is None:
+                spec[f"b{i}"] = ((w,), ("uniform", bound))
             fan_in = w
         bound = 1 / math.sqrt(fan_in)
         spec["w_out"] = ((fan_in, dims.n_classes), ("uniform", bound))
-        spec["b_out"] = ((dims.n_classes,), ("uniform", bound))
+        if cfg.biases is None:
+            spec["b_out"] = ((dims.n_classes,), ("uniform", bound))
         return spec
 
     def forward(self, model: Model, w: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        layers = [(w[f"w{i}"], w[f"b{i}"]) for i in range(model.cfg.depth)] + [(w["w_out"], w["b_out"])]
+        names = [*(f"{i}" for i in range(model.cfg.depth)), "_out"]
+        layers = [(w[f"w{n}"], w.get(f"b{n}")) for n in names]
         if model.n_vocab is None:
-            h = torch.baddbmm(layers[0][1].unsqueeze(1), x, layers[0][0])
+            h = _linear(x, *layers[0])
         else:
-            h = folded_first_layer(w["embed"], *layers[0], x)
+            h = gather_sum(first_layer_tables(model, w), layers[0][1], x)
         for weight, bias in layers[1:]:
-            h = torch.baddbmm(bias.unsqueeze(1), model.act(h), weight)
+            h = _linear(model.act(h), weight, bias)
         return h if model.dims.n_outputs is None else h.unsqueeze(2)
+
+    def embedding(self, model: Model, w: dict[str, torch.Tensor]) -> torch.Tensor:
+        """A one-hot MLP's token rows are the first operand's block of its first layer."""
+        if model.cfg.mlp_input == "onehot":
+            return w["w0"][:, : model.n_vocab]
+        return w["embed"]
 
     def row_elements(self, cfg: RunConfig, dims: Dims) -> tuple[int, int]:
         """Training peak = tensors autograd saves (token ids, int64, count as 2 elements; or the features)
@@ -80,20 +122,32 @@ class MLP(Architecture):
 MODELS.register(MLP())
 
 
-def folded_first_layer(
-    table: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor
-) -> torch.Tensor:
-    """concat_j(E[x_j]) W + b as sum_j T_j[x_j] with T_j = E W_j (+ b for j = 0), per member: table E
-    [M, V, d], weight W [M, n_in * d, k] (W_j: its rows for input position j), bias [M, k], token ids x
-    [M, B, n_in] -> [M, B, k]. A gather's backward is an index_add over each member's own rows, in row
-    order, so a member's gradient does not depend on its pack."""
-    m, n_vocab, d = table.shape
+def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return torch.bmm(x, weight) if bias is None else torch.baddbmm(bias.unsqueeze(1), x, weight)
+
+
+def first_layer_tables(model: Model, w: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    """Per input position j, the table T_j [M, V, width] whose row x_j is that operand's share of the
+    first layer: E W_j (concat: W_j the block of rows for position j), E W (sum), or W_j itself (onehot)."""
+    weight, mode, n_in = w["w0"], model.cfg.mlp_input, model.n_inputs
+    m, k = weight.shape[0], weight.shape[2]
+    if mode == "onehot":
+        return list(weight.view(m, n_in, model.n_vocab, k).unbind(1))
+    table = w["embed"]
+    if mode == "embed_sum":
+        return [torch.bmm(table, weight)] * n_in
+    return [torch.bmm(table, block) for block in weight.view(m, n_in, table.shape[2], k).unbind(1)]
+
+
+def gather_sum(tables: list[torch.Tensor], bias: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
+    """sum_j T_j[x_j] (+ bias, added to T_0), per member: tables [M, V, k] per input position, bias [M, k]
+    or None, token ids x [M, B, n_in] -> [M, B, k]. A gather's backward is an index_add over each member's
+    own rows, in row order, so a member's gradient does not depend on its pack."""
+    m, n_vocab, _ = tables[0].shape
     offset = torch.arange(m, device=x.device).view(m, 1) * n_vocab
-    blocks = weight.view(m, x.shape[2], d, weight.shape[2]).unbind(1)
     h = None
-    for j, block in enumerate(blocks):  # input positions (2 for x+y), not members
-        folded = torch.bmm(table, block)
-        folded = folded + bias.unsqueeze(1) if j == 0 else folded
-        rows = folded.reshape(m * n_vocab, -1).index_select(0, (x[:, :, j] + offset).reshape(-1))
+    for j, table in enumerate(tables):  # input positions (2 for x+y), not members
+        table = table + bias.unsqueeze(1) if j == 0 and bias is not None else table
+        rows = table.reshape(m * n_vocab, -1).index_select(0, (x[:, :, j] + offset).reshape(-1))
         h = rows if h is None else h + rows
     return h.view(m, x.shape[1], -1)
