@@ -10,7 +10,7 @@ are those of their fraction sweep (saved_runs/mod_addition_frac_train_sweep.pth:
 Not expressible yet: nothing of the model that the fraction sweep depends on, as far as grokscan can tell
 (grokscan's transformer is theirs: no LayerNorm, N(0, 1/d_model) weights, biases only in the MLP). Their
 code has no accuracy threshold; step_fit / step_gen use grokscan's 0.99.
-CPU size: --set p=59 --set steps=10000 --set "frac=[0.3,0.5,0.7]"
+CPU size (their modulus, three fractions, a 4,000-step budget): --set steps=4000 --set "frac=[0.4,0.5,0.7]"
 """
 
 from ray import tune

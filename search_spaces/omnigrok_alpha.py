@@ -7,7 +7,7 @@ each value against the notebook's cell and line).
 PyTorch's default init scaled by alpha, MSE on one-hot targets, AdamW lr 1e-3 with PyTorch's default betas
 (0.9, 0.999) and eps 1e-8, weight decay 0, no warmup, minibatches of 100, 10,000 steps, and after every
 step the total weight norm rescaled to its value at init (norm_constraint=init). alpha takes their 21
-values 10^(-1 ... 1).
+values 10^(-1 ... 1). 3 seeds (their notebook trains one).
 
 Not expressible yet: they validate on MNIST's 10,000 test images; grokscan validates on every image not
 trained on (69,000). Their code has no accuracy threshold; 0.9 is grokscan's choice here. Needs the MNIST
@@ -39,4 +39,5 @@ param_space = {
     "eval_every": 50,
     "threshold": 0.9,
     "alpha": tune.grid_search([10 ** (-1 + k / 10) for k in range(21)]),
+    "seed": tune.grid_search([0, 1, 2]),
 }

@@ -55,6 +55,8 @@ REFERENCE = {
         dict(
             task="x+y",  # utils.py:233 --binary_operation default "add_mod"
             p=113,  # utils.py:215 --modulo default 113
+            mlp_input="onehot",  # datasets.py:56-59 cat(one_hot(x), one_hot(y)); utils.py:186 input_size * 2
+            biases="off",  # utils.py:186-187 MLP(..., bias=False)
             width=200,  # utils.py:206 --hidden_sizes default [200, 200]
             depth=2,  # utils.py:206 (two hidden layers)
             activation="relu",  # models.py:13 nn.ReLU()
@@ -140,7 +142,8 @@ REFERENCE = {
             norm_constraint="init",  # 0:56-64, 77-78, 106-108 rescale by sqrt(L2_ / L2_new) each step
             steps=10000,  # 0:15
         ),
-        dict(alpha=list(10 ** np.linspace(-1, 1, num=21))),  # 1:4 alphas; 0:77 rescale(mlp, alpha)
+        # 1:4 alphas; 0:77 rescale(mlp, alpha); seeds are grokscan's (the notebook trains one)
+        dict(alpha=list(10 ** np.linspace(-1, 1, num=21)), seed=[0, 1, 2]),
     ),
     # ejmichaud/grokking-squared @ 0229df9, phase_diagram_plot/phase_diagram-classification.ipynb (cell:line)
     "liu2022_phases": (
@@ -148,8 +151,11 @@ REFERENCE = {
             task="x+y",
             p=10,  # 1:31
             frac=45 / 55,  # 1:1 train_num = 45 of the 55 unordered pairs
+            mlp_input="embed_sum",  # 1:199-203 latent[x] + latent[y] into the decoder
+            embed_dim=1,  # 1:33 latent_dim = 1
             width=200,  # 1:180-184 NET(w=200): three Linear layers
             depth=2,
+            activation="tanh",  # 1:187 f = torch.nn.Tanh()
             loss="ce",  # 1:266 CE loss
             optimizer="adamw",  # 1:248 AdamW(model.dec.parameters(), lr=eta2, weight_decay=wd2)
             warmup=0,
@@ -160,6 +166,7 @@ REFERENCE = {
         dict(
             lr=list(10 ** np.linspace(-4, -2, num=11)),  # 2:0 dec_lrs
             weight_decay=[float(w) for w in np.arange(0, 22, 2)],  # 2:1 wds
+            seed=[0, 1, 2],  # grokscan's (the notebook trains seed 6 only, 1:0)
         ),
     ),
 }
