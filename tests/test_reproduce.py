@@ -16,6 +16,7 @@ from grokscan.result import RunResult
 from grokscan.results.store import Store, load_runs
 
 _PATH = Path(__file__).parent.parent / "benchmarks" / "reproduce.py"
+sys.path.insert(0, str(_PATH.parent))  # reproduce.py imports paper_sections.py beside it, as a script does
 _spec = importlib.util.spec_from_file_location("reproduce", _PATH)
 reproduce = importlib.util.module_from_spec(_spec)
 sys.modules["reproduce"] = reproduce
@@ -100,3 +101,34 @@ def test_generate_without_runs_says_not_run_and_how(tmp_path):
     text = reproduce.generate(str(tmp_path), "cpu", n_boot=10)
     assert text.count("Not run yet at this size.") == len(reproduce.SECTIONS)
     assert "grokscan run search_spaces/prieto2025_collapse.py" in text and "--set p=59" in text
+
+
+def test_measure_takes_the_first_eval_below_the_value(runs, tmp_path):
+    """A section's `measure` replaces step_gen with the first step whose curve value is below the limit;
+    a run that never gets there is censored."""
+    loss = [4.0, 0.9, 0.2, 4.0, 3.0]
+    curves = pd.DataFrame({"run_id": ["a"] * 3 + ["b"] * 2, "step": [0, 100, 200, 0, 100], "val_loss": loss})
+    table = pd.DataFrame({"run_id": ["a", "b"], "step_gen": [100.0, 100.0], "steps_run": [200, 100]})
+    got = reproduce.with_measure(table, curves, "val_loss", 1.0)
+    assert got["step_gen"].iloc[0] == 100 and np.isnan(got["step_gen"].iloc[1])
+    assert reproduce.with_measure(table, curves, "val_loss", 0.5)["step_gen"].iloc[0] == 200
+
+
+def test_cells_named_by_several_columns(runs):
+    """Pairs may name cells by several columns (`also`); the labels say which."""
+    section = reproduce.Section(
+        "nanda2023_frac", "t", "c", "p", "frac", (({"seed": 0, "frac": 0.7}, {"seed": 0, "frac": 0.3}),)
+    )
+    section = reproduce.Section(**{**section.__dict__, "also": ("seed",)})
+    table = reproduce.cell_table(runs, section, n_boot=10)
+    assert len(table) == sum(len(g) for g in GENS.values())  # one cell per (seed, frac)
+    assert reproduce.verdicts(table, section) == [
+        "- (seed 0, frac 0.7) vs (seed 0, frac 0.3): unresolved at this size: fewer than 3 seeds"
+    ]
+
+
+def test_extra_arms_are_their_own_commands():
+    lee = next(s for s in reproduce.SECTIONS if s.preset == "lee2024_grokfast")
+    cmds = reproduce.commands(lee, "cpu", "DIR")
+    assert len(cmds) == 2 and cmds[0] == cmds[1][: len(cmds[0])]
+    assert cmds[1][len(cmds[0]) :] == list(lee.extra[0]) and "--set" in cmds[0]
