@@ -3,19 +3,18 @@ runs (x*y mod 97) at their code's settings (ironjr/grokfast main.py and README.m
 tests/test_presets.py checks each value against file and line).
 
 Adam (L2 weight decay, as torch.optim.Adam) lr 1e-3, betas (0.9, 0.98), 10-step linear warmup, minibatches
-of 512, half of the table for training, a 2-layer transformer of width 128 with 4 heads and a GELU MLP of
-4 x 128, 300,000 steps. Their three runs are grid points here: the baseline (no filter, weight decay 0),
-Grokfast-EMA (alpha 0.98, lambda 2, weight decay 0.005) and Grokfast-MA (window 100, lambda 5, weight decay
-0.01); the grid crosses each filter with each of the three weight decays, so every filter is also compared
-at the others' decay. 3 seeds. Their README reports steps to 95% validation accuracy: baseline 39,890,
-Grokfast-MA 790, Grokfast-EMA 910 (`--threshold 0.95` after a run at threshold 0.99).
+of 512, half of the table for training, 300,000 steps, and their transformer (main.py:15-66): 2 layers of
+width 128 with 4 heads and a GELU MLP of 4 x 128, the residual stream normalized before attention
+(layernorm=pre_stream) with a final LayerNorm, biases in attention and MLP (biases=all), learned positions,
+inputs "x op y =" (input_format=x_op_y). Their three runs are grid points here: the baseline (no filter,
+weight decay 0), Grokfast-EMA (alpha 0.98, lambda 2, weight decay 0.005) and Grokfast-MA (window 100, lambda
+5, weight decay 0.01); the grid crosses each filter with each of the three weight decays, so every filter is
+also compared at the others' decay. 3 seeds. Their README reports steps to 95% validation accuracy: baseline
+39,890, Grokfast-MA 790, Grokfast-EMA 910 (`--threshold 0.95` after a run at threshold 0.99).
 
-Not expressible yet: their transformer is pre-LayerNorm with a final LayerNorm, an untied head without
-bias, an operator token in the input (x op y = : 4 tokens) and learned positions (main.py:18-70);
-grokscan's layernorm=pre is GPT-2's x + attn(LN(x)), not their block, which adds attention to the normalized
-x (main.py:38-40); its attention has no biases (nn.MultiheadAttention's have), and its operator format
-"<eos> x op y =" is Power's (5 tokens). Their table leaves out y = 0 (97 x 96 rows); grokscan's x*y
-has all 97 x 97.
+Not expressible yet: their init (PyTorch's defaults) and softmax over all 99 tokens; their table leaves
+out y = 0 (97 x 96 rows), grokscan's x*y has all 97 x 97; the last partial minibatch of an epoch
+(grokscan drops it).
 CPU size (an MLP in place of the transformer): --set p=59 --set model=mlp
 --set width=128 --set depth=1 --set steps=6000 --set eval_every=50
 """
@@ -32,6 +31,9 @@ param_space = {
     "heads": 4,
     "d_mlp": 512,
     "activation": "gelu",
+    "layernorm": "pre_stream",
+    "biases": "all",
+    "input_format": "x_op_y",
     "optimizer": "adam",
     "lr": 1e-3,
     "beta1": 0.9,

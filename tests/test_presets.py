@@ -87,6 +87,9 @@ REFERENCE = {
             heads=4,
             d_mlp=512,  # main.py:26 nn.Linear(dim, dim * 4)
             activation="gelu",  # main.py:27 nn.GELU()
+            layernorm="pre_stream",  # main.py:38-42 x = ln_1(x); x = x + attn(x); x + mlp(ln_2(x)); :59 ln_f
+            biases="all",  # main.py:23-28 nn.MultiheadAttention and nn.Linear keep their biases
+            input_format="x_op_y",  # main.py:85-86 [x, op, y, eq, result], model reads input[:-1] (:152)
             optimizer="adam",  # main.py:252 --optimizer default "Adam" (torch.optim.Adam: L2 decay)
             lr=1e-3,  # main.py:248
             beta1=0.9,  # main.py:249

@@ -108,6 +108,11 @@ def assert_close(a: RunResult, b: RunResult, rtol: float, atol: float) -> None:
             **dict(layernorm="post", biases="off", pos_encoding="sinusoidal", input_format="eos_x_op_y"),
         ),
         dict(task="s3", model="transformer", width=8, heads=2, depth=2, eval_every=10, layernorm="pre"),
+        dict(
+            **dict(task="x*y", p=11, model="transformer", width=8, heads=2, d_mlp=12, depth=2, eval_every=10),
+            **dict(layernorm="pre_stream", biases="all", input_format="x_op_y", activation="gelu"),
+            **dict(optimizer="adam", grad_filter="grokfast"),
+        ),
     ],
     ids=[
         "parity",
@@ -118,6 +123,7 @@ def assert_close(a: RunResult, b: RunResult, rtol: float, atol: float) -> None:
         "mlp-embed-sum-liu",
         "transformer-power",
         "transformer-pre",
+        "transformer-lee",
     ],
 )
 def test_pack_invariance_float64(base: dict) -> None:

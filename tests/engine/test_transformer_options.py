@@ -1,7 +1,8 @@
 """The transformer's options for Power et al. 2022's model (layernorm, biases, pos_encoding, input_format)
 against a per-member re-implementation of openai/grok's transformer (grok/transformer.py at commit
-3d64b1d, lines cited below) in plain torch; run identity and validation of the options; members stay
-independent of their pack."""
+3d64b1d, lines cited below) in plain torch, and for Lee et al. 2024's against their Block and Decoder
+(ironjr/grokfast main.py at 93b2248) built from torch.nn modules; run identity and validation of the
+options; members stay independent of their pack."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from grokscan.errors import UserError
 from grokscan.registry import TASKS
 
 POWER = dict(layernorm="post", biases="off", pos_encoding="sinusoidal", input_format="eos_x_op_y")
+LEE = dict(layernorm="pre_stream", biases="all", input_format="x_op_y", activation="gelu")
 TINY = dict(task="x-y", p=7, model="transformer", width=8, heads=2, d_mlp=12, depth=2)
 
 
@@ -126,6 +128,46 @@ def test_forward_matches_openai_grok_reference(options: dict) -> None:
         assert_close(logits[i], want, rtol=1e-12, atol=1e-12)
 
 
+def _lee_reference(cfg: RunConfig, w: dict[str, torch.Tensor], x: torch.Tensor, n_vocab: int) -> torch.Tensor:
+    """One member's logits at "=", as ironjr/grokfast main.py computes them: tokens "x op y =" (85-86),
+    learned positions (49, 57-58), each Block (20-41) with nn.MultiheadAttention, final LayerNorm (59, 65)
+    and an unembedding without bias (60). Their sequence-first layout is batch_first=False; same sums."""
+    eq, op = n_vocab, n_vocab + 1
+    tokens = torch.tensor([[int(a), op, int(b), eq] for a, b in x])
+    t, d = tokens.shape[1], cfg.width
+    h = F.embedding(tokens, w["embed"]) + w["pos"]
+    mask = torch.full((t, t), -float("inf"), dtype=h.dtype).triu(1)  # main.py:31-34
+    for layer in range(cfg.depth):
+        lw = {k.split(".", 1)[1]: v for k, v in w.items() if k.startswith(f"l{layer}.")}
+        attn = torch.nn.MultiheadAttention(d, cfg.heads, batch_first=True, dtype=h.dtype)
+        with torch.no_grad():  # nn.Linear computes x W^T: grokscan's [in, out] weights, transposed
+            attn.in_proj_weight.copy_(torch.cat([lw[n].T for n in ("q", "k", "v")]))
+            attn.in_proj_bias.copy_(torch.cat([lw[n + "_b"] for n in ("q", "k", "v")]))
+            attn.out_proj.weight.copy_(lw["o"].T)
+            attn.out_proj.bias.copy_(lw["o_b"])
+        h = _ln(lw, "ln1", h)  # main.py:36: x = self.ln_1(x)
+        h = h + attn(h, h, h, attn_mask=mask, need_weights=False)[0]
+        hidden = F.gelu(F.linear(_ln(lw, "ln2", h), lw["mlp_in"].T, lw["mlp_in_b"]))
+        h = h + F.linear(hidden, lw["mlp_out"].T, lw["mlp_out_b"])
+    h = _layer_norm(h, w["ln_f_w"], w["ln_f_b"])
+    return h[:, -1] @ w["unembed"]
+
+
+def test_forward_matches_grokfast_reference() -> None:
+    cfg = RunConfig(**TINY, **LEE)
+    dims = TASKS.get(cfg.task).dims(cfg)
+    net = Model(cfg, dims)
+    flat = torch.randn(3, net.n_params, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    x = TASKS.get(cfg.task).table(cfg).x[:10]
+    logits = net.forward(flat, x.expand(3, *x.shape))
+    views = net.views(flat)
+    for i in range(3):
+        want = _lee_reference(cfg, {k: v[i] for k, v in views.items()}, x, dims.n_vocab)
+        assert_close(logits[i], want, rtol=1e-12, atol=1e-12)
+    assert net.spec["embed"][0] == (7 + 2, 8)  # operands, "=", op
+    assert {"l0.q_b", "l1.o_b", "ln_f_w"} <= set(net.spec)
+
+
 def _model(**options) -> Model:
     cfg = RunConfig(**TINY, **options)
     return Model(cfg, TASKS.get(cfg.task).dims(cfg))
@@ -163,7 +205,8 @@ def test_options_identity_and_defaults() -> None:
 @pytest.mark.parametrize(
     "overrides,match",
     [
-        (dict(layernorm="after"), r"'layernorm' = 'after'.*'none', 'post', 'pre'"),
+        (dict(layernorm="after"), r"'layernorm' = 'after'.*'none', 'post', 'pre', 'pre_stream'"),
+        (dict(input_format="x_op_y", task="parity", n_bits=6, k_bits=2, n_samples=None), r"binary"),
         (dict(biases=True), r"'biases' = True.*must be a string"),
         (dict(biases="no"), r"'biases' = 'no'.*'on', 'off'"),
         (dict(pos_encoding="rope"), r"'pos_encoding' = 'rope'.*'learned', 'sinusoidal'"),
@@ -178,7 +221,7 @@ def test_bad_option_values(overrides: dict, match: str) -> None:
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize(
-    "options", [POWER, dict(layernorm="pre", pos_encoding="sinusoidal")], ids=["power", "pre"]
+    "options", [POWER, dict(layernorm="pre", pos_encoding="sinusoidal"), LEE], ids=["power", "pre", "lee"]
 )
 def test_member_forward_and_grad_equal_alone(options: dict, dtype: torch.dtype) -> None:
     """Bitwise on one CPU thread, as tests/engine/test_models.py checks the default transformer."""

@@ -10,7 +10,7 @@ How a token task's operands enter the first layer (`mlp_input`):
   lines 199-203); `embed_dim` sets its width (their latent is 1-D).
 - "onehot": the operands' one-hot vectors, concatenated, straight into the first layer, as Prieto et al.
   2025 (LucasPrietoAl/grokking-at-the-edge-of-numerical-stability datasets.py:56-59, utils.py:186).
-`biases="off"` drops every bias (Prieto et al.'s MLP, utils.py:186-187 bias=False).
+`biases="off"` drops every bias (Prieto et al.'s MLP, utils.py:186-187 bias=False); "on" and "all" keep them.
 
 With token inputs the embedding is folded into the first layer: E[x] W = (E W)[x], exact in real
 arithmetic. Each member multiplies its [n_vocab, embed_dim] table by the first layer's block for each input
@@ -49,8 +49,8 @@ class MLP(Architecture):
             )
         if cfg.mlp_input not in (None, *INPUTS):
             raise cfg_error("mlp_input", cfg.mlp_input, f"one of {', '.join(map(repr, INPUTS))} or None")
-        if cfg.biases not in (None, "on", "off"):
-            raise cfg_error("biases", cfg.biases, "one of 'on', 'off' or None")
+        if cfg.biases not in (None, "on", "off", "all"):
+            raise cfg_error("biases", cfg.biases, "one of 'on', 'off', 'all' (= 'on' for the mlp) or None")
         if dims.n_vocab is None and cfg.mlp_input not in (None, "embed_concat"):
             raise cfg_error("mlp_input", cfg.mlp_input, f"task {cfg.task!r} has pixel inputs, not tokens")
         if cfg.embed_dim is not None and cfg.embed_dim < 1:
@@ -63,7 +63,7 @@ class MLP(Architecture):
         return {
             "mlp_input": mode,
             "embed_dim": cfg.embed_dim if embedded and cfg.embed_dim != cfg.width else None,
-            "biases": None if cfg.biases == "on" else cfg.biases,
+            "biases": None if cfg.biases in ("on", "all") else cfg.biases,
         }
 
     def spec(self, cfg: RunConfig, dims: Dims) -> Spec:

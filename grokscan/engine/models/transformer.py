@@ -16,6 +16,15 @@ Power et al. 2022's transformer (openai/grok grok/transformer.py, commit 3d64b1d
 Not expressed: Power's init (PyTorch's defaults), its softmax over the whole vocabulary rather than the
 answers, and its second target (the <eos> after the answer, training.py:306-314).
 
+Lee et al. 2024's transformer (Grokfast; ironjr/grokfast main.py, commit 93b2248) is depth=2,
+activation="gelu" with:
+- layernorm="pre_stream": the residual stream itself is normalized before attention and goes on normalized,
+  x = LN1(x); x = x + attn(x); x = x + mlp(LN2(x)), then a final LayerNorm (main.py:38-42, 59, 66).
+- biases="all": the MLP's biases and nn.MultiheadAttention's q, k, v and output biases (zero at init, as
+  nn.MultiheadAttention initializes them); the unembedding has none (main.py:24-28, 60).
+- input_format="x_op_y": the sequence "x op y =", the answer read at "=" (main.py:85-86, 152-154).
+Not expressed: Lee's init (PyTorch's defaults) and softmax over all p + 2 tokens.
+
 Sequence tasks (`Dims.n_outputs` = A) bring their own separators: no "=" is appended, and the last A
 positions are read out (next-token logits [M, B, A, C], teacher forcing). d_mlp=0 drops the MLP sublayer
 and its biases: an attention-only transformer (TransformerLens's attn_only; Olsson et al. 2022, "In-context
@@ -38,11 +47,12 @@ MAX_DEPTH = 2
 LN_EPS = 1e-5  # torch.nn.LayerNorm's default, which openai/grok uses
 # Each option's allowed values; the first reproduces the transformer before the option existed (stored None).
 OPTIONS = {
-    "layernorm": ("none", "post", "pre"),
-    "biases": ("on", "off"),
+    "layernorm": ("none", "post", "pre", "pre_stream"),
+    "biases": ("on", "off", "all"),
     "pos_encoding": ("learned", "sinusoidal"),
-    "input_format": ("x_y", "eos_x_op_y"),
+    "input_format": ("x_y", "eos_x_op_y", "x_op_y"),
 }
+FINAL_NORM = ("pre", "pre_stream")  # placements with a LayerNorm before the unembedding
 
 
 class Transformer(Architecture):
@@ -63,7 +73,7 @@ class Transformer(Architecture):
         for name, allowed in OPTIONS.items():
             if getattr(cfg, name) not in (None, *allowed):
                 raise cfg_error(name, getattr(cfg, name), f"one of {', '.join(map(repr, allowed))} or None")
-        if cfg.input_format == "eos_x_op_y" and (dims.n_outputs is not None or dims.n_inputs != 2):
+        if cfg.input_format not in (None, "x_y") and (dims.n_outputs is not None or dims.n_inputs != 2):
             raise cfg_error(
                 "input_format", cfg.input_format, f"needs a binary operation; {cfg.task!r} is not"
             )
@@ -73,7 +83,7 @@ class Transformer(Architecture):
             name: None if getattr(cfg, name) == allowed[0] else getattr(cfg, name)
             for name, allowed in OPTIONS.items()
         }
-        if cfg.d_mlp == 0:  # attention-only: no MLP, so no biases to drop
+        if cfg.d_mlp == 0 and out["biases"] == "off":  # attention-only: no MLP, so no biases to drop
             out["biases"] = None
         return {"d_mlp": 4 * cfg.width if cfg.d_mlp is None else cfg.d_mlp, **out}
 
@@ -85,19 +95,21 @@ class Transformer(Architecture):
         for layer in range(cfg.depth):
             for name in ("q", "k", "v", "o"):
                 spec[f"l{layer}.{name}"] = ((d, d), ("normal", std))
+                if cfg.biases == "all":
+                    spec[f"l{layer}.{name}_b"] = ((d,), ("zeros", 0.0))
             if cfg.layernorm is not None:
                 spec.update(_norm_spec(f"l{layer}.ln1", d))
             if d_mlp == 0:  # attention-only
                 continue
             spec[f"l{layer}.mlp_in"] = ((d, d_mlp), ("normal", std))
-            if cfg.biases is None:
+            if cfg.biases != "off":
                 spec[f"l{layer}.mlp_in_b"] = ((d_mlp,), ("zeros", 0.0))
             spec[f"l{layer}.mlp_out"] = ((d_mlp, d), ("normal", std))
-            if cfg.biases is None:
+            if cfg.biases != "off":
                 spec[f"l{layer}.mlp_out_b"] = ((d,), ("zeros", 0.0))
             if cfg.layernorm is not None:
                 spec.update(_norm_spec(f"l{layer}.ln2", d))
-        if cfg.layernorm == "pre":
+        if cfg.layernorm in FINAL_NORM:
             spec.update(_norm_spec("ln_f", d))
         spec["unembed"] = ((d, dims.n_classes), ("normal", 1 / math.sqrt(dims.n_classes)))
         return spec
@@ -117,7 +129,7 @@ class Transformer(Architecture):
         for layer in range(depth):
             last = layer == depth - 1  # the answer is read at the last `read` positions only
             h = _block(model, w, f"l{layer}.", h, h[:, :, -read:] if last else h)
-        if cfg.layernorm == "pre":
+        if cfg.layernorm in FINAL_NORM:
             h = _norm(w, "ln_f", h)
         if n_out is None:
             return torch.bmm(h[:, :, -1], w["unembed"])
@@ -137,18 +149,18 @@ class Transformer(Architecture):
             made += 2 * (tq + 2 * t) * w + 4 * cfg.heads * tq * t + 5 * tq * w + act.made * tq * cfg.d_mlp
             widest = max(widest, tq * cfg.d_mlp)
             if cfg.layernorm is not None:  # LayerNorm rows: pre-LN normalizes every key position
-                rows = (t if cfg.layernorm == "pre" else tq) + (tq if cfg.d_mlp else 0)
+                rows = (t if cfg.layernorm in FINAL_NORM else tq) + (tq if cfg.d_mlp else 0)
                 saved, made = saved + rows * (2 * w + 2), made + rows * (2 * w + 2)
-        if cfg.layernorm == "pre":  # the final LayerNorm
+        if cfg.layernorm in FINAL_NORM:  # the final LayerNorm
             saved, made = saved + read * (2 * w + 2), made + read * (2 * w + 2)
         return saved + 2 * c + 2 * widest, made
 
 
 def _extra_tokens(cfg: RunConfig, dims: Dims) -> int:
-    """Token ids past the task's vocabulary: "=" (id n_vocab), then op and <eos> for eos_x_op_y."""
+    """Token ids past the task's vocabulary: "=" (id n_vocab), then op (x_op_y) and <eos> (eos_x_op_y)."""
     if dims.n_outputs is not None:
         return 0
-    return 3 if cfg.input_format == "eos_x_op_y" else 1
+    return {None: 1, "x_op_y": 2, "eos_x_op_y": 3}[cfg.input_format]
 
 
 def _n_tokens(cfg: RunConfig, dims: Dims) -> int:
@@ -157,7 +169,8 @@ def _n_tokens(cfg: RunConfig, dims: Dims) -> int:
 
 
 def _table_sequence(x: torch.Tensor, n_vocab: int, input_format: str | None) -> torch.Tensor:
-    """Token ids [M, B, T] for operand ids x [M, B, 2]: "x y =" or "<eos> x op y =" (openai/grok data.py)."""
+    """Token ids [M, B, T] for operand ids x [M, B, 2]: "x y =", "x op y =" (ironjr/grokfast main.py) or
+    "<eos> x op y =" (openai/grok data.py)."""
 
     def const(token: int) -> torch.Tensor:
         return torch.full((*x.shape[:2], 1), token, dtype=x.dtype, device=x.device)
@@ -165,7 +178,8 @@ def _table_sequence(x: torch.Tensor, n_vocab: int, input_format: str | None) -> 
     eq = const(n_vocab)
     if input_format is None:
         return torch.cat([x, eq], 2)
-    return torch.cat([const(n_vocab + 2), x[:, :, :1], const(n_vocab + 1), x[:, :, 1:], eq], 2)
+    x_op_y = [x[:, :, :1], const(n_vocab + 1), x[:, :, 1:], eq]
+    return torch.cat(x_op_y if input_format == "x_op_y" else [const(n_vocab + 2), *x_op_y], 2)
 
 
 @functools.lru_cache(maxsize=16)  # built once per shape and device, not copied to the device every step
@@ -202,9 +216,12 @@ def _block(
     dh = d // heads
 
     def project(inp: torch.Tensor, name: str) -> torch.Tensor:  # -> [M, B, heads, T, dh]
-        out = torch.bmm(inp.reshape(m, -1, d), w[pre + name])
+        out = _linear(inp.reshape(m, -1, d), w[pre + name], w.get(pre + name + "_b"))
         return out.view(m, b, inp.shape[2], heads, dh).transpose(2, 3)
 
+    if norm == "pre_stream":  # the stream goes on normalized (Lee et al. 2024)
+        h = _norm(w, pre + "ln1", h)
+        hq = h[:, :, -tq:] if tq < t else h
     src, src_q = h, hq
     if norm == "pre":
         src = _norm(w, pre + "ln1", h)
@@ -215,12 +232,12 @@ def _block(
     causal = torch.arange(t, device=h.device)[None, :] > query_pos[:, None]
     attn = scores.masked_fill(causal, float("-inf")).softmax(-1)
     z = (attn @ v).transpose(2, 3).reshape(m, b * tq, d)
-    hq = hq + torch.bmm(z, w[pre + "o"]).view(m, b, tq, d)
+    hq = hq + _linear(z, w[pre + "o"], w.get(pre + "o_b")).view(m, b, tq, d)
     if norm == "post":
         hq = _norm(w, pre + "ln1", hq)
     if model.cfg.d_mlp == 0:  # attention-only
         return hq
-    mlp_in = _norm(w, pre + "ln2", hq) if norm == "pre" else hq
+    mlp_in = _norm(w, pre + "ln2", hq) if norm in FINAL_NORM else hq
     hidden = model.act(_linear(mlp_in.reshape(m, b * tq, d), w[pre + "mlp_in"], w.get(pre + "mlp_in_b")))
     out = _linear(hidden, w[pre + "mlp_out"], w.get(pre + "mlp_out_b"))
     hq = hq + out.view(m, b, tq, d)
