@@ -93,6 +93,8 @@ class RunConfig:
     grokfast_window: int | None = None  # grokfast_ma: gradients averaged (Lee et al. 2024: 100)
     grokfast_ma_lamb: float | None = None  # grokfast_ma: weight of the average (Lee et al. 2024: 5.0)
     norm_constraint: str | None = None  # optimizers: "init" holds the weight norm at its init (Omnigrok)
+    embed_lr: float | None = None  # optimizers: the token embedding's own lr (Liu et al. 2022); None: lr
+    embed_weight_decay: float | None = None  # optimizers: the embedding's weight decay; None: weight_decay
     dim: int | None = None  # xor_cluster: input dimension d (default 2000)
     cluster_norm: float | None = None  # xor_cluster: ||mu1|| = ||mu2|| of the cluster means (default 14)
     layernorm: str | None = None  # transformer: "post" (Power et al. 2022) | "pre"; None: no LayerNorm

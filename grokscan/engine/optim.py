@@ -10,6 +10,13 @@ Adam and SGD: L2 added to the gradient), so a one-member pack reproduces torch.o
 sqrt(N0 / N), N the sum of squares of every parameter and N0 its value after init and `alpha`, so the
 total weight norm stays alpha times its init value (KindXiaoming/Omnigrok,
 mnist/landscape/mnist-landscape.ipynb, first cell, lines 56-64 `L2`/`rescale`, 77-78, 106-108).
+
+`embed_lr` and `embed_weight_decay` (every optimizer) give the token embedding its own learning rate and
+weight decay, as Liu et al. 2022 ("Towards understanding grokking") train their representations with
+their own optimizer, Adam lr 1e-3 without decay, beside the decoder's AdamW (ejmichaud/grokking-squared,
+phase_diagram-classification.ipynb cell 1, lines 246-248). When a member of a pack sets one, lr and
+weight_decay become [M, P] tensors: each element holds its member's value, so members that set neither
+do the same arithmetic as with an [M, 1] column.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from typing import Any
 import torch
 
 from grokscan.config import RunConfig, check_range
-from grokscan.registry import GRAD_FILTERS, OPTIMIZERS, Entry, cfg_error
+from grokscan.registry import GRAD_FILTERS, MODELS, OPTIMIZERS, TASKS, Entry, cfg_error
 
 State = dict[str, Any]  # per-member tensors [M, ...] (or None before first use)
 
@@ -40,26 +47,46 @@ class Hyper(dict):
     def select(self, keep: torch.Tensor) -> Hyper:
         return Hyper({name: column[keep] for name, column in self.items()})
 
+    def per_element(self, n_params: int) -> Hyper:
+        """lr and weight_decay broadcast to [M, n_params] (the same value in every element of a member)."""
+        return Hyper(
+            {k: v.expand(-1, n_params) if k in ("lr", "weight_decay") else v for k, v in self.items()}
+        )
+
 
 NORM_CONSTRAINTS = ("none", "init")
+EMBED_FIELDS = {"embed_lr": "lr", "embed_weight_decay": "weight_decay"}  # -> the field they override
+COMMON = ("norm_constraint", *EMBED_FIELDS)  # fields of every optimizer that are not [M, 1] columns
 
 
 class Rule(Entry):
-    """An optimizer entry: `fields` are its hyperparameters (per-member columns) and norm_constraint,
+    """An optimizer entry: `fields` are its hyperparameters (per-member columns) and COMMON,
     `state_copies` the parameter-sized tensors of state it keeps (pack memory estimates)."""
 
     state_copies = 0
 
     @property
     def hypers(self) -> tuple[str, ...]:
-        return tuple(f for f in self.fields if f != "norm_constraint")
+        return tuple(f for f in self.fields if f not in COMMON)
 
     def validate(self, cfg: RunConfig) -> None:
         if cfg.norm_constraint not in (None, *NORM_CONSTRAINTS):
             raise cfg_error("norm_constraint", cfg.norm_constraint, "one of 'none', 'init' (Omnigrok)")
+        if cfg.embed_lr is not None and cfg.embed_lr <= 0:
+            raise cfg_error("embed_lr", cfg.embed_lr, "must be > 0 (or None for lr)")
+        if cfg.embed_weight_decay is not None and cfg.embed_weight_decay < 0:
+            raise cfg_error("embed_weight_decay", cfg.embed_weight_decay, "must be >= 0 (or None)")
+        if cfg.embed_lr is not None or cfg.embed_weight_decay is not None:
+            name = "embed_lr" if cfg.embed_lr is not None else "embed_weight_decay"
+            if "embed" not in MODELS.get(cfg.model).spec(cfg, TASKS.get(cfg.task).dims(cfg)):
+                raise cfg_error(name, getattr(cfg, name), "needs a model with a token embedding")
 
     def normalize(self, cfg: RunConfig) -> dict:
-        return {"norm_constraint": None} if cfg.norm_constraint == "none" else {}
+        out: dict = {"norm_constraint": None} if cfg.norm_constraint == "none" else {}
+        for name, base in EMBED_FIELDS.items():  # the embedding at the run's own value: not a group
+            if getattr(cfg, name) is not None and float(getattr(cfg, name)) == float(getattr(cfg, base)):
+                out[name] = None
+        return out
 
     def init_state(self, flat: torch.Tensor, h: Hyper) -> State:
         return {}
@@ -72,7 +99,7 @@ class Rule(Entry):
 class AdamFamily(Rule):
     """Adam (Kingma & Ba 2015) with L2 in the gradient, or AdamW's decoupled decay."""
 
-    fields = ("beta1", "beta2", "eps", "norm_constraint")
+    fields = ("beta1", "beta2", "eps", *COMMON)
     state_copies = 2
 
     def __init__(self, name: str, decoupled: bool) -> None:
@@ -112,7 +139,7 @@ class SGD(Rule):
     """SGD with heavy-ball momentum and L2 in the gradient (torch.optim.SGD, dampening 0)."""
 
     name = "sgd"
-    fields = ("momentum", "norm_constraint")
+    fields = ("momentum", *COMMON)
     state_copies = 1
 
     def validate(self, cfg: RunConfig) -> None:
@@ -140,16 +167,21 @@ class Optimizer:
     """One pack's update: gradient filter, then the optimizer rule, with warmup lr * min(1, t / warmup),
     then the norm constraint."""
 
-    def __init__(self, cfg: RunConfig, configs: list[RunConfig], flat: torch.Tensor, segments) -> None:
+    def __init__(
+        self, cfg: RunConfig, configs: list[RunConfig], flat: torch.Tensor, segments, embed=None
+    ) -> None:
+        """`segments`: the weights' column ranges in flat; `embed`: the token embedding's, or None."""
         self.cfg = cfg
         self.rule: Rule = OPTIMIZERS.get(cfg.optimizer)
         self.filter = GRAD_FILTERS.get(cfg.grad_filter)
+        self.embed = embed
         names = ["lr", "weight_decay", "warmup", *self.rule.hypers, *self.filter.fields]
-        self.h = Hyper.from_configs(configs, names, flat.dtype, flat.device)
+        self.h = self._hyper(configs, names, flat)
         self.state = self.rule.init_state(flat, self.h)
         self.filter_state = self.filter.init_state(flat)
         self.segments = segments
-        self.t = torch.zeros_like(self.h.lr)  # each member's updates so far (members join at different steps)
+        # each member's updates so far (members join at different steps)
+        self.t = torch.zeros_like(self.h.warmup)
         self.norm_target = _norm_target(cfg, flat)
 
     def select(self, keep: torch.Tensor) -> None:
@@ -165,14 +197,31 @@ class Optimizer:
         filters without state (a stateful filter's first update is not per member)."""
         if self.filter.state_copies:
             raise ValueError(f"members cannot join a pack with grad_filter {self.filter.name!r}")
-        h = Hyper.from_configs(configs, list(self.h), flat.dtype, flat.device)
+        h = self._hyper(configs, list(self.h), flat)
+        if h.lr.shape[1] != self.h.lr.shape[1]:  # the pack's first embedding group: every member per element
+            self.h, h = self.h.per_element(flat.shape[1]), h.per_element(flat.shape[1])
         fresh = self.rule.init_state(flat, h)
         for name, value in self.state.items():  # state a rule makes at its first update: zeros, unused
             self.state[name] = torch.cat([value, fresh.get(name, torch.zeros_like(flat))])
         self.h = Hyper({name: torch.cat([column, h[name]]) for name, column in self.h.items()})
-        self.t = torch.cat([self.t, torch.zeros_like(h.lr)])
+        self.t = torch.cat([self.t, torch.zeros_like(h.warmup)])
         if self.norm_target is not None:
             self.norm_target = torch.cat([self.norm_target, _norm_target(self.cfg, flat)])
+
+    def _hyper(self, configs: list[RunConfig], names: list[str], flat: torch.Tensor) -> Hyper:
+        """The members' columns; lr and weight_decay per element [M, P] when a member gives the embedding
+        its own (EMBED_FIELDS)."""
+        h = Hyper.from_configs(configs, names, flat.dtype, flat.device)
+        if self.embed is None or all(getattr(c, f) is None for c in configs for f in EMBED_FIELDS):
+            return h
+        a, b = self.embed
+        h = h.per_element(flat.shape[1])
+        for own, base in EMBED_FIELDS.items():
+            full = h[base].clone()
+            values = [getattr(c, base) if getattr(c, own) is None else getattr(c, own) for c in configs]
+            full[:, a:b] = torch.tensor(values, dtype=flat.dtype, device=flat.device).unsqueeze(1)
+            h[base] = full
+        return h
 
     @torch.no_grad()
     def update(self, flat: torch.Tensor, grad: torch.Tensor) -> None:

@@ -63,7 +63,8 @@ class Pack:
         self.epoch_order: torch.Tensor | None = None
         self.full_batch: tuple[torch.Tensor, torch.Tensor] | None = None
         self.loss = LOSSES.get(cfg.loss)
-        self.opt = Optimizer(cfg, configs, self.flat, list(self.model.offsets.values()))
+        offsets = self.model.offsets
+        self.opt = Optimizer(cfg, configs, self.flat, list(offsets.values()), offsets.get("embed"))
         self.step = 0  # updates taken: the step of the next eval
 
     def _members(self, configs: list[RunConfig], data: TaskData, device) -> tuple[torch.Tensor | None, ...]:

@@ -15,6 +15,7 @@ CPU_PACK_MAX = 16  # past ~32 members a CPU pack's buffers are mmapped and fault
 PER_MEMBER = frozenset(
     {"seed", "split_seed", "frac", "label_noise", "alpha", "lr", "weight_decay", "beta1", "beta2", "eps"}
     | {"momentum", "warmup", "grokfast_alpha", "grokfast_lamb", "steps", "threshold", "patience"}
+    | {"embed_lr", "embed_weight_decay"}  # per element of a member's lr / weight decay (engine.optim)
     | {"ticket", "parent", "prune_rate", "prune_scope"}  # a derived run's start and mask are per member
 )
 

@@ -8,6 +8,7 @@ from torch.testing import assert_close
 
 from grokscan.config import RunConfig
 from grokscan.engine.optim import Hyper, Optimizer
+from grokscan.errors import UserError
 
 P = 24
 STEPS = 20
@@ -182,3 +183,71 @@ def test_warmup_per_member() -> None:
         assert torch.equal(pack[1][step], alone_7[step])
     assert not torch.allclose(pack[1][0] - _start(1), alone_0[0] - _start(0))
     assert Hyper.from_configs(configs, ["warmup"], torch.float64, "cpu").warmup.tolist() == [[0.0], [7.0]]
+
+
+EMBED = (4, 10)  # columns of the "token embedding" in these tests' flat parameters
+
+
+@pytest.mark.parametrize("name", ["adamw", "adam", "sgd"])
+def test_embedding_group_matches_torch_param_groups(name: str) -> None:
+    """embed_lr / embed_weight_decay are a second torch.optim param group over the embedding's columns."""
+    cfg = RunConfig(optimizer=name, lr=3e-2, weight_decay=0.5, warmup=0, momentum=0.9)
+    cfg = RunConfig(**{**cfg.to_dict(), "embed_lr": 1e-2, "embed_weight_decay": 0.0})
+    flat = _start(0).unsqueeze(0)
+    opt = Optimizer(cfg, [cfg], flat, [(0, P)], embed=EMBED)
+    a, b = EMBED
+    start = _start(0)
+    embed, rest = (
+        torch.nn.Parameter(start[a:b].clone()),
+        torch.nn.Parameter(torch.cat([start[:a], start[b:]])),
+    )
+    groups = [{"params": [embed], "lr": 1e-2, "weight_decay": 0.0}, {"params": [rest]}]
+    kwargs = dict(lr=3e-2, weight_decay=0.5)
+    if name == "sgd":
+        ref = torch.optim.SGD(groups, momentum=0.9, **kwargs)
+    else:
+        ref = getattr(torch.optim, {"adamw": "AdamW", "adam": "Adam"}[name])(
+            groups, betas=(0.9, 0.98), **kwargs
+        )
+    for _ in range(STEPS):
+        opt.update(flat, _grad(flat[0]).unsqueeze(0))
+        ref.zero_grad()
+        _loss(torch.cat([rest[:a], embed, rest[a:]])).backward()
+        ref.step()
+    assert_close(flat[0], torch.cat([rest[:a], embed, rest[a:]]).detach(), **TIGHT)
+
+
+def test_embedding_group_members_train_as_alone_also_when_joining() -> None:
+    """A member without the fields trains bit-identically in a pack where another has them, also when
+    that member joins later (the pack's lr then becomes per element)."""
+    plain = RunConfig(lr=3e-2, weight_decay=0.5, warmup=3)
+    grouped = RunConfig(**{**plain.to_dict(), "embed_lr": 1e-2, "embed_weight_decay": 0.0})
+    assert grouped.run_id != plain.run_id
+    alone = []
+    for i, c in enumerate((plain, grouped)):
+        flat = _start(i).unsqueeze(0)
+        opt = Optimizer(c, [c], flat, [(0, P)], embed=EMBED)
+        for _ in range(STEPS):
+            opt.update(flat, _grad(flat[0]).unsqueeze(0))
+        alone.append(flat[0])
+    flat = _start(0).unsqueeze(0)
+    opt = Optimizer(plain, [plain], flat, [(0, P)], embed=EMBED)
+    for step in range(STEPS + 5):
+        if step == 5:  # the grouped member joins, at its own step 0
+            opt.add([grouped], _start(1).unsqueeze(0))
+            flat = torch.cat([flat, _start(1).unsqueeze(0)])
+        opt.update(flat, torch.stack([_grad(row) for row in flat]))
+    assert opt.h.lr.shape == (2, P) and opt.t[:, 0].tolist() == [STEPS + 5, STEPS]
+    assert torch.equal(flat[1], alone[1])
+    opt_plain = Optimizer(plain, [plain], _start(0).unsqueeze(0), [(0, P)], embed=EMBED)
+    assert opt_plain.h.lr.shape == (1, 1)  # no group: the usual column
+
+
+def test_embedding_fields_identity_and_validation() -> None:
+    base = RunConfig()
+    same = RunConfig(embed_lr=base.lr, embed_weight_decay=base.weight_decay)
+    assert same.run_id == base.run_id and same.embed_lr is None
+    with pytest.raises(UserError, match="'embed_lr'.*token embedding"):
+        RunConfig(task="digits", embed_lr=1e-3)
+    with pytest.raises(UserError, match="'embed_weight_decay' = -1"):
+        RunConfig(embed_weight_decay=-1.0)

@@ -101,7 +101,8 @@ def assert_close(a: RunResult, b: RunResult, rtol: float, atol: float) -> None:
         dict(task="s3", width=16, eval_every=10, optimizer="adam", loss="stablemax", grad_filter="grokfast"),
         dict(task="x+y", p=11, width=16, depth=2, eval_every=10, mlp_input="onehot", biases="off"),
         dict(
-            task="x+y", p=11, width=16, eval_every=10, mlp_input="embed_sum", embed_dim=2, activation="tanh"
+            **dict(task="x+y", p=11, width=16, eval_every=10, mlp_input="embed_sum", embed_dim=1),
+            **dict(activation="tanh", embed_lr=1e-3, embed_weight_decay=0.0),
         ),
         dict(
             **dict(task="x-y", p=11, model="transformer", width=8, heads=2, d_mlp=12, depth=2, eval_every=10),
