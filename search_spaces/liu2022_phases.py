@@ -11,9 +11,11 @@ enc(y) (lines 199-203: mlp_input embed_sum, embed_dim 1); cross-entropy; AdamW, 
 with a 1,000-step gap between fit and generalization (their compute budget 1e5 and threshold 1e3,
 simple_phase_diagram.ipynb). Runs stop early once both accuracies pass 0.9, the threshold they measure at.
 
-Not expressible yet: their representations start at U(-1/2, 1/2) (line 246; grokscan's embedding at
-N(0, 1)) and have their own optimizer (Adam lr 1e-3, no decay, line 247; grokscan trains them with the
-decoder's AdamW). They classify the integer sum x + y into 19 classes, with a loss averaged over those 19
+The representations have their own optimizer, Adam lr 1e-3 without decay (line 247: embed_lr 1e-3,
+embed_weight_decay 0); the decoder's AdamW has torch's default betas (0.9, 0.999) and eps (line 248).
+
+Not expressible yet: their representations start at U(-1/2, 1/2) (line 246); grokscan's embedding at
+N(0, 1). They classify the integer sum x + y into 19 classes, with a loss averaged over those 19
 outputs (line 266); grokscan's x+y is mod p (10 classes) with the usual cross-entropy. Their table has 55
 unordered pairs (x <= y); grokscan's has 100 ordered ones, of which frac = 45/55 train. Their regression
 variant (MSE on random templates of the sum) has no grokscan task; this is their classification
@@ -34,6 +36,11 @@ param_space = {
     "depth": 2,
     "activation": "tanh",
     "optimizer": "adamw",
+    "beta1": 0.9,
+    "beta2": 0.999,
+    "eps": 1e-8,
+    "embed_lr": 1e-3,
+    "embed_weight_decay": 0.0,
     "warmup": 0,
     "batch_size": None,
     "steps": 100000,

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from grokscan.cli import main
+from grokscan.engine.optim import EMBED_FIELDS
 from grokscan.sweep.space import load_space
 
 SPACES = Path(__file__).parent.parent / "search_spaces"
@@ -161,6 +162,11 @@ REFERENCE = {
             activation="tanh",  # 1:187 f = torch.nn.Tanh()
             loss="ce",  # 1:266 CE loss
             optimizer="adamw",  # 1:248 AdamW(model.dec.parameters(), lr=eta2, weight_decay=wd2)
+            beta1=0.9,  # 1:248 torch's AdamW defaults: betas (0.9, 0.999), eps 1e-8
+            beta2=0.999,
+            eps=1e-8,
+            embed_lr=1e-3,  # 1:18 eta1 = 1e-3; 1:247 Adam({latent}, lr=eta1): no decay
+            embed_weight_decay=0.0,
             warmup=0,
             batch_size=None,  # 1:256-266 the whole training set each step
             steps=100000,  # 2:3 epochs = [1e5]
@@ -197,7 +203,10 @@ def test_preset_matches_the_reference_code(name: str) -> None:
     sweep = load_space(SPACES / f"{name}.py")
     for cfg in sweep.configs:
         for key, want in fixed.items():
-            assert _same(getattr(cfg, key), want), (name, key, getattr(cfg, key), want)
+            got = getattr(cfg, key)
+            if key in EMBED_FIELDS and got is None:  # stored None: the run's own lr / weight decay
+                got = getattr(cfg, EMBED_FIELDS[key])
+            assert _same(got, want), (name, key, got, want)
     for key, want in grid.items():
         got = sorted({getattr(c, key) for c in sweep.configs}, key=repr)
         assert len(got) == len(want) and all(any(_same(g, w) for g in got) for w in want), (
