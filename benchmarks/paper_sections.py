@@ -17,9 +17,9 @@ class Section:
 
     Cells are the groups of ok runs by (*by, *also, group). `pairs`: (cell expected faster, cell expected
     slower), compared within each value of `by`. `threshold`: the analysis accuracy of step_gen (None: the
-    runs'). `measure` = (curve column, value): the step compared is the first eval with that column below
-    the value instead of step_gen. `extra`: further `--set` flag lists, each trained as its own
-    `grokscan run` of the preset on top of the size's flags (comparison arms outside the paper's grid).
+    runs'). `measure` = (curve column, "<" or ">", value): the step compared is the first eval with that
+    column below / above the value instead of step_gen. `extra`: further `--set` flag lists, each trained
+    as its own `grokscan run` of the preset on top of the size's flags (arms outside the paper's grid).
     `paper`: the published step per value of `group`, shown beside grokscan's."""
 
     preset: str
@@ -31,7 +31,7 @@ class Section:
     by: tuple[str, ...] = ()
     also: tuple[str, ...] = ()
     threshold: float | None = None
-    measure: tuple[str, float] | None = None
+    measure: tuple[str, str, float] | None = None
     extra: tuple[tuple[str, ...], ...] = ()
     paper: tuple[tuple[Any, int], ...] = ()
     note: str = ""
@@ -45,16 +45,20 @@ SECTIONS = (
     Section(
         "prieto2025_collapse",
         "Prieto et al. 2025: a float64 loss delays softmax collapse",
-        "Without weight decay a float32 softmax cross-entropy reaches exactly zero loss on most training "
-        "rows and stops learning; computing the loss in higher precision delays the collapse, so the "
-        "float64-loss run generalizes sooner.",
+        "Without weight decay a float32 softmax cross-entropy reaches exactly zero loss on training rows "
+        "(softmax collapse) and stops learning from them; computing the loss in float64 delays the "
+        "collapse.",
         "Fig. 2 (x+y mod 113, one-hot MLP 200-200 without biases, AdamW lr 5e-4, eps 1e-25, "
         "`--softmax_precision 32 | 64`): curves, no step counts in the text.",
         "loss_dtype",
-        (("float64", None),),
+        ((None, "float64"),),
         by=("frac",),
-        note="Both arms use Prieto's eps 1e-25: with Adam's usual 1e-8 the update of a collapsed run "
-        "shrinks far below its size (sqrt(v) ~ 1e-11 << eps), which stalls training for a reason of its own.",
+        measure=("zero_loss_frac", ">", 0.1),
+        note="Collapse is measured as the first eval with more than 10% of training rows at exactly zero "
+        "loss in the loss's dtype; the last column says whether either arm generalized. Both arms use "
+        "Prieto's eps 1e-25: with Adam's usual 1e-8 a run whose loss nears zero has sqrt(v_hat) far below "
+        "eps and its update shrinks to a fraction of a percent (`benchmarks/adam_eps_stall.py`), which "
+        "stalls training for a reason of its own.",
     ),
     Section(
         "omnigrok_alpha",
@@ -119,7 +123,7 @@ SECTIONS = (
         "computed from the saved test-loss curves.",
         "frac",
         ((0.7, 0.5), (0.5, 0.4)),
-        measure=("val_loss", 1.0),
+        measure=("val_loss", "<", 1.0),
         paper=((0.95, 123), (0.9, 156), (0.8, 177), (0.7, 129), (0.6, 270), (0.5, 744), (0.4, 2615))
         + ((0.3, 7583), (0.28, 14465), (0.25, 21419)),
     ),

@@ -82,11 +82,13 @@ def _count(storage: str, preset: str) -> int:
         return 0
 
 
-def with_measure(runs: pd.DataFrame, curves: pd.DataFrame, column: str, below: float) -> pd.DataFrame:
-    """runs with step_gen replaced by the first evaluated step at which `column` < `below` (NaN: never, so
-    censored at steps_run)."""
-    hit = curves[curves[column] < below].groupby("run_id")["step"].min()
-    return runs.assign(step_gen=runs["run_id"].map(hit).astype("float64"))
+def with_measure(
+    runs: pd.DataFrame, curves: pd.DataFrame, column: str, op: str, value: float
+) -> pd.DataFrame:
+    """runs with step_gen replaced by the first evaluated step at which `column` is below (op "<") or above
+    (">") `value` (NaN: never, so censored at steps_run)."""
+    hit = curves[curves[column] < value] if op == "<" else curves[curves[column] > value]
+    return runs.assign(step_gen=runs["run_id"].map(hit.groupby("run_id")["step"].min()).astype("float64"))
 
 
 def km_median(runs: pd.DataFrame) -> float:
@@ -121,6 +123,7 @@ def cell_table(runs: pd.DataFrame, section: Section, n_boot: int) -> pd.DataFram
                 **dict(zip(keys(section), values, strict=True)),
                 "n": len(cell),
                 "generalized": int(cell["step_gen"].notna().sum()),
+                "val_acc": float(cell["final_val_acc"].median()),
                 "median": median,
                 "lo": lo,
                 "hi": hi,
@@ -190,8 +193,8 @@ def _steps(value: float, budget: int) -> str:
 
 def _what(section: Section) -> str:
     if section.measure:
-        column, below = section.measure
-        return f"first eval with {column} < {below:g}"
+        column, op, value = section.measure
+        return f"first eval with {column} {op} {value:g}"
     return f"step_gen at accuracy {section.threshold:g}" if section.threshold else "step_gen"
 
 
@@ -207,13 +210,14 @@ def render(section: Section, runs: pd.DataFrame, size: str, storage: str, n_boot
     table = cell_table(runs, section, n_boot)
     paper = dict(section.paper)
     cols = keys(section)
-    header = [*cols, "generalized", f"median {_what(section)} [95% CI over seeds]"]
+    reached = "reached" if section.measure else "generalized"
+    header = [*cols, reached, f"median {_what(section)} [95% CI over seeds]", "final val_acc (median)"]
     header += ["paper"] if paper else []
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] * len(header)) + " |"]
     for r in table.to_dict("records"):
         ci = f"[{_steps(r['lo'], r['budget'])}, {_steps(r['hi'], r['budget'])}]"
         row = [*(_show(r[k]) for k in cols), f"{r['generalized']}/{r['n']}"]
-        row.append(f"{_steps(r['median'], r['budget'])} {ci}")
+        row += [f"{_steps(r['median'], r['budget'])} {ci}", f"{r['val_acc']:.3f}"]
         if paper:
             published = next((v for k, v in paper.items() if math.isclose(k, r[section.group])), None)
             row.append("-" if published is None else f"{published:,}")

@@ -109,9 +109,13 @@ def test_measure_takes_the_first_eval_below_the_value(runs, tmp_path):
     loss = [4.0, 0.9, 0.2, 4.0, 3.0]
     curves = pd.DataFrame({"run_id": ["a"] * 3 + ["b"] * 2, "step": [0, 100, 200, 0, 100], "val_loss": loss})
     table = pd.DataFrame({"run_id": ["a", "b"], "step_gen": [100.0, 100.0], "steps_run": [200, 100]})
-    got = reproduce.with_measure(table, curves, "val_loss", 1.0)
+    got = reproduce.with_measure(table, curves, "val_loss", "<", 1.0)
     assert got["step_gen"].iloc[0] == 100 and np.isnan(got["step_gen"].iloc[1])
-    assert reproduce.with_measure(table, curves, "val_loss", 0.5)["step_gen"].iloc[0] == 200
+    assert reproduce.with_measure(table, curves, "val_loss", "<", 0.5)["step_gen"].iloc[0] == 200
+    above = reproduce.with_measure(table, curves, "val_loss", ">", 3.5)["step_gen"].tolist()
+    assert (
+        above == [0, 0] and reproduce.with_measure(table, curves, "val_loss", ">", 9)["step_gen"].isna().all()
+    )
 
 
 def test_cells_named_by_several_columns(runs):
