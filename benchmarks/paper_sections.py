@@ -84,7 +84,7 @@ SECTIONS = (
     ),
     Section(
         "lee2024_grokfast",
-        "Lee et al. 2024: Grokfast against the baseline and against tuned weight decay",
+        "Lee et al. 2024: Grokfast against their baseline, the same weight decay, and AdamW",
         "Amplifying the slow gradient component (EMA or windowed mean) reaches 95% validation accuracy in "
         "far fewer steps than the same optimizer without it.",
         "ironjr/grokfast README.md:178-179 and 190-191: iterations to 95% validation accuracy, baseline "
@@ -94,14 +94,19 @@ SECTIONS = (
         (
             (_lee("grokfast_ma", 0.01), _lee("none", 0.0)),
             (_lee("grokfast", 0.005), _lee("none", 0.0)),
+            (_lee("grokfast_ma", 0.01), _lee("none", 0.01)),
+            (_lee("grokfast", 0.005), _lee("none", 0.005)),
             (_lee("grokfast_ma", 0.01), _lee("none", 1.0, "adamw")),
             (_lee("grokfast", 0.005), _lee("none", 1.0, "adamw")),
         ),
         also=("optimizer", "weight_decay"),
         threshold=0.95,
         extra=(("--set", "optimizer=adamw", "--set", "weight_decay=1.0", "--set", "grad_filter=none"),),
-        note="The last arm is not Lee et al.'s: AdamW with weight decay 1 (grokscan's default, Nanda et "
-        "al.'s setting), the tuned baseline a filter has to beat to be worth using.",
+        note="Pairs name cells as (optimizer, weight_decay, grad_filter). The first two pairs are Lee et "
+        "al.'s comparison (each filter at its own weight decay against the baseline at 0), the next two "
+        "the filter alone (same weight decay with and without it). The last arm is not Lee et al.'s: "
+        "AdamW with weight decay 1 (grokscan's default, Nanda et al.'s setting), a common grokking "
+        "baseline, not tuned for this task.",
     ),
     Section(
         "power2022_ops",

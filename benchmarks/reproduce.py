@@ -178,7 +178,7 @@ def _label(section: Section, cell: Cell) -> str:
     spec = _spec(section, cell)
     if len(spec) == 1:
         return _show(next(iter(spec.values())))
-    return "(" + ", ".join(f"{k} {_show(v)}" for k, v in spec.items()) + ")"
+    return "(" + ", ".join(_show(v) for v in spec.values()) + ")"
 
 
 def _show(value) -> str:

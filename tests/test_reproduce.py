@@ -127,7 +127,7 @@ def test_cells_named_by_several_columns(runs):
     table = reproduce.cell_table(runs, section, n_boot=10)
     assert len(table) == sum(len(g) for g in GENS.values())  # one cell per (seed, frac)
     assert reproduce.verdicts(table, section) == [
-        "- (seed 0, frac 0.7) vs (seed 0, frac 0.3): unresolved at this size: fewer than 3 seeds"
+        "- (0, 0.7) vs (0, 0.3): unresolved at this size: fewer than 3 seeds"
     ]
 
 
