@@ -85,15 +85,34 @@ def folded_first_layer(
 ) -> torch.Tensor:
     """concat_j(E[x_j]) W + b as sum_j T_j[x_j] with T_j = E W_j (+ b for j = 0), per member: table E
     [M, V, d], weight W [M, n_in * d, k] (W_j: its rows for input position j), bias [M, k], token ids x
-    [M, B, n_in] -> [M, B, k]. A gather's backward is an index_add over each member's own rows, in row
+    [M, B, n_in] -> [M, B, k]. The gather's backward is an index_add over each member's own rows, in row
     order, so a member's gradient does not depend on its pack."""
     m, n_vocab, d = table.shape
-    offset = torch.arange(m, device=x.device).view(m, 1) * n_vocab
-    blocks = weight.view(m, x.shape[2], d, weight.shape[2]).unbind(1)
-    h = None
-    for j, block in enumerate(blocks):  # input positions (2 for x+y), not members
-        folded = torch.bmm(table, block)
-        folded = folded + bias.unsqueeze(1) if j == 0 else folded
-        rows = folded.reshape(m * n_vocab, -1).index_select(0, (x[:, :, j] + offset).reshape(-1))
-        h = rows if h is None else h + rows
+    n_in = x.shape[2]
+    blocks = weight.view(m, n_in, d, weight.shape[2]).unbind(1)
+    folded = [torch.bmm(table, block) for block in blocks]  # input positions (2 for x+y), not members
+    folded[0] = folded[0] + bias.unsqueeze(1)
+    # rows of member i, position j are at (i * n_in + j) * V in the stacked tables
+    offset = torch.arange(m * n_in, device=x.device).view(m, 1, n_in) * n_vocab
+    h = _GatherSum.apply(torch.stack(folded, 1).reshape(m * n_in * n_vocab, -1), (x + offset).view(-1, n_in))
     return h.view(m, x.shape[1], -1)
+
+
+class _GatherSum(torch.autograd.Function):
+    """sum_j rows[idx[:, j]]: one pass (embedding_bag) instead of a gathered copy per position and their
+    sum, the same float sums in the same order. Backward: index_add per position (embedding_bag's own
+    backward is slower on CPU), as autograd does for a gather."""
+
+    @staticmethod
+    def forward(ctx, rows: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(idx)
+        ctx.n_rows = rows.shape[0]
+        return torch.nn.functional.embedding_bag(idx, rows, mode="sum")
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (idx,) = ctx.saved_tensors
+        rows = grad.new_zeros(ctx.n_rows, grad.shape[1])
+        for j in range(idx.shape[1]):
+            rows.index_add_(0, idx[:, j], grad)
+        return rows, None
