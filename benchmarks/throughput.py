@@ -7,7 +7,9 @@ torch's default thread count: the way the reference repositories train.
 Packed: grokscan.engine.pack.Pack.train_step (the loop train_pack runs between evals) for each pack size,
 inside loop._cpu_mode (one thread on CPU, as train_pack trains). On CPU also "packed, K procs": the same
 members split over K = cores spawned processes, one thread each, all timed from one barrier; that is how
-grokscan uses a machine (Ray runs one pack per core).
+grokscan uses a machine (Ray runs one pack per core). Packed rows' processes start with the glibc malloc
+settings grokscan gives its Ray workers (engine.packing.WORKER_MALLOC_ENV); naive rows with glibc's
+defaults, as the reference repositories train (--malloc-reuse: naive rows too, a diagnostic).
 
 Every row runs in a fresh spawned process: warm-up steps (at least one, until --warmup-s), then timed steps
 (about --seconds worth, at most --steps; "steps" is per process); evals are not timed. model-steps/s =
@@ -48,6 +50,7 @@ from torch import nn
 from grokscan.config import RunConfig
 from grokscan.engine import loop, memory
 from grokscan.engine.pack import Pack, task_table
+from grokscan.engine.packing import WORKER_MALLOC_ENV
 from grokscan.tasks.split import split
 
 WORKLOADS = {
@@ -222,6 +225,21 @@ def _worker(spec: dict, barrier, queue) -> None:
         queue.put({"error": f"{type(err).__name__}: {err}"})
 
 
+@contextlib.contextmanager
+def _environ(env: dict[str, str]):
+    """os.environ with `env` set, restored after."""
+    before = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def run_row(spec: dict, procs: int) -> dict:
     """One row in `procs` fresh spawned processes, members split evenly, timed from one barrier:
     model-steps/s = all member-steps / (last end - first start)."""
@@ -233,8 +251,9 @@ def run_row(spec: dict, procs: int) -> dict:
         ctx.Process(target=_worker, args=({**spec, "members": share, "seed0": k * 10**5}, barrier, queue))
         for k in range(procs)
     ]
-    for w in workers:
-        w.start()
+    with _environ(spec["malloc_env"]):  # read by glibc as each spawned worker starts
+        for w in workers:
+            w.start()
     parts: list[dict] = []
     while len(parts) < procs:
         try:
@@ -281,7 +300,7 @@ def _peak_share(flops_per_s: float, peak: float | None) -> str:
     return f"{100 * flops_per_s / (peak * 1e12):>7.2f}%" if peak else f"{'-':>8}"
 
 
-def _device_lines(dev: torch.device, cores: int) -> list[str]:
+def _device_lines(dev: torch.device, cores: int, naive_reuse: bool) -> list[str]:
     if dev.type == "cuda":
         props = torch.cuda.get_device_properties(dev)
         name = f"cuda, {props.name}, {props.total_memory / 2**30:.0f} GiB, CUDA {torch.version.cuda}"
@@ -289,12 +308,16 @@ def _device_lines(dev: torch.device, cores: int) -> list[str]:
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
         cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), cpu)
-    malloc = " ".join(f"{k}={v}" for k, v in os.environ.items() if k.startswith("MALLOC_"))
+    inherited = " ".join(f"{k}={v}" for k, v in os.environ.items() if k.startswith("MALLOC_"))
+    packed = " ".join(f"{k}={v}" for k, v in WORKER_MALLOC_ENV.items())
+    naive = "the same" if naive_reuse else "glibc defaults"
+    malloc = f"packed rows {packed} (grokscan's Ray workers' setting), naive rows {naive}"
+    malloc += f"; inherited {inherited}" if inherited else ""
     return [
         f"device: cpu, {cpu}, {cores} cores usable ({os.cpu_count()} online)",
         f"threads: naive = torch default, {torch.get_num_threads()} intra-op / "
         f"{torch.get_num_interop_threads()} inter-op (and a 1-thread row); packed = 1 per process",
-        f"malloc: {malloc or 'glibc defaults'}",
+        f"malloc: {malloc}",
         "memory column: growth of peak RSS (ru_maxrss) / member",
     ]
 
@@ -323,6 +346,7 @@ def run_workload(name: str, args: argparse.Namespace, dev: torch.device, cores: 
         label = "naive (1 model)" if trainer == "naive" else trainer
         label = f"packed, {k} proc" + "s" * (k > 1) if trainer == "packed" else label
         spec = {**base, "trainer": trainer.split(",")[0], "members": m, "one_thread": "1 thread" in trainer}
+        spec["malloc_env"] = WORKER_MALLOC_ENV if trainer == "packed" or args.malloc_reuse else {}
         if trainer == "packed" and per_member_s is not None:
             step_s, need = per_member_s * m / k, memory.pack_bytes(cfg, m // k) * k
             if step_s > args.max_step_s:
@@ -371,12 +395,10 @@ def main() -> None:
     add("--warmup-s", type=float, default=1.0, help="warm-up seconds (at least 1 step)")
     add("--max-step-s", type=float, default=10.0, help="skip sizes predicted slower per step")
     add("--workloads", default="mlp,transformer")
-    add("--malloc-reuse", action="store_true", help="diagnostic: workers' glibc malloc keeps freed memory")
+    add("--malloc-reuse", action="store_true", help="diagnostic: naive rows with the packed rows' malloc too")
     add("--pair", action="store_true", help="a naive row before and after every row (a shared machine)")
     add("--peak-tflops", type=float, default=None, help="the device's FP32 peak (default: FP32_PEAK_TFLOPS)")
     args = parser.parse_args()
-    if args.malloc_reuse:  # read by glibc as each spawned worker starts
-        os.environ.update(MALLOC_MMAP_MAX_="0", MALLOC_TRIM_THRESHOLD_=str(2**40))
     dev = torch.device(args.device)
     args.peak_tflops = args.peak_tflops or peak_tflops(dev)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -384,7 +406,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, python {platform.python_version()}, {platform.system()}")
     if hasattr(os, "getloadavg"):  # a shared machine's other work slows the 2-thread naive row most
         print("load average before: " + " ".join(f"{v:.2f}" for v in os.getloadavg()) + " (1, 5, 15 min)")
-    print("\n".join(_device_lines(dev, cores)) + "; est = grokscan.engine.memory.pack_bytes / members")
+    lines = _device_lines(dev, cores, args.malloc_reuse)
+    print("\n".join(lines) + "; est = grokscan.engine.memory.pack_bytes / members")
     print("load: the 1-minute load average as the row started (other work slows the naive 2 threads most)")
     peak = f"{args.peak_tflops:g} TFLOP/s FP32" if args.peak_tflops else "unknown (--peak-tflops)"
     print(f"% peak: GFLOP/s over the device's peak, {peak}")

@@ -128,11 +128,12 @@ class AdamFamily(Rule):
         else:
             grad = grad + h.weight_decay * flat
         state["m"].lerp_(grad, 1 - h.beta1)
-        state["v"].mul_(h.beta2).add_(grad * grad * (1 - h.beta2))
+        state["v"].mul_(h.beta2).add_((grad * grad).mul_(1 - h.beta2))
         state["beta1_t"], state["beta2_t"] = state["beta1_t"] * h.beta1, state["beta2_t"] * h.beta2
         step_size = lr / (1 - state["beta1_t"])
-        denom = (state["v"].sqrt() / (1 - state["beta2_t"]).sqrt()).add_(h.eps)
-        flat.sub_(step_size * (state["m"] / denom))
+        # one [M, P] temporary, reused in place; the same roundings as step_size * (m / denom)
+        update = state["v"].sqrt().div_((1 - state["beta2_t"]).sqrt()).add_(h.eps)
+        flat.sub_(torch.div(state["m"], update, out=update).mul_(step_size))
 
 
 class SGD(Rule):

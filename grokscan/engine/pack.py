@@ -171,12 +171,19 @@ class Pack:
         self.step = step
         x, labels = self.step_rows(step)
         self.flat.requires_grad_(True)
+        w = self.model.views(self.flat)
         with forward_autocast(self.cfg, self.flat.device):
-            logits = self.model.forward(self.flat, x)
+            logits = self.model.arch.forward(self.model, w, x)
         logits = logits.to(self.dtype)
         grad_logits = logits_grad(self.loss, logits, labels, self.cfg.loss_dtype)
-        (grad,) = torch.autograd.grad(logits, self.flat, grad_logits)
+        # The named weights' gradients, concatenated: autograd's own gradient of flat would build one
+        # zero-filled [M, P] tensor per weight (its slice's backward) and add them up. (The views are not
+        # leaves: a leaf's bfloat16 cast is cached by autocast and would sum a reused weight's gradient
+        # in bfloat16.)
+        grads = torch.autograd.grad(logits, list(w.values()), grad_logits, allow_unused=True)
         self.flat.requires_grad_(False)
+        grads = [torch.zeros_like(v) if g is None else g for v, g in zip(w.values(), grads, strict=True)]
+        grad = torch.cat([g.reshape(len(self.flat), -1) for g in grads], 1)
         if self.keep is not None:  # masked weights get no gradient (so no optimizer state) and stay 0
             grad = grad * self.keep
         self.opt.update(self.flat, grad)

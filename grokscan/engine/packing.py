@@ -12,6 +12,11 @@ from collections.abc import Sequence
 from grokscan.config import RunConfig
 
 CPU_PACK_MAX = 16  # past ~32 members a CPU pack's buffers are mmapped and faulted in every step
+# glibc malloc settings of the processes grokscan trains in (Ray's workers: sweep.ray_env.init_ray), read
+# as a process starts: keep freed memory for reuse instead of trimming the heap (or unmapping blocks over
+# 32 MB). A pack's activations are freed every step and were otherwise page-faulted back in, zeroed, at
+# the next one. A process's memory then stays at its peak so far.
+WORKER_MALLOC_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**40)}
 PER_MEMBER = frozenset(
     {"seed", "split_seed", "frac", "label_noise", "alpha", "lr", "weight_decay", "beta1", "beta2", "eps"}
     | {"momentum", "warmup", "grokfast_alpha", "grokfast_lamb", "steps", "threshold", "patience"}

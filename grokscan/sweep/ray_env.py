@@ -28,6 +28,7 @@ _set_switches()
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
 
+from grokscan.engine.packing import WORKER_MALLOC_ENV  # noqa: E402
 from grokscan.errors import UserError  # noqa: E402
 
 __all__ = ["ray", "tune", "init_ray", "cluster_cpu_slots", "check_store_visible"]
@@ -41,6 +42,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, object_sto
         return
     address = address or os.environ.get("RAY_ADDRESS")
     common = {"log_to_driver": False, "logging_level": "ERROR", "configure_logging": True}
+    # Trials train in Ray's workers; this is merged with a submitted job's runtime_env (sweep.jobs).
+    common["runtime_env"] = {"env_vars": dict(WORKER_MALLOC_ENV)}
     if address:
         try:
             ray.init(address=address, **common)

@@ -141,13 +141,33 @@ def first_layer_tables(model: Model, w: dict[str, torch.Tensor]) -> list[torch.T
 
 def gather_sum(tables: list[torch.Tensor], bias: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
     """sum_j T_j[x_j] (+ bias, added to T_0), per member: tables [M, V, k] per input position, bias [M, k]
-    or None, token ids x [M, B, n_in] -> [M, B, k]. A gather's backward is an index_add over each member's
-    own rows, in row order, so a member's gradient does not depend on its pack."""
+    or None, token ids x [M, B, n_in] -> [M, B, k]. The gather's backward is an index_add over each
+    member's own rows, in row order, so a member's gradient does not depend on its pack."""
     m, n_vocab, _ = tables[0].shape
-    offset = torch.arange(m, device=x.device).view(m, 1) * n_vocab
-    h = None
-    for j, table in enumerate(tables):  # input positions (2 for x+y), not members
-        table = table + bias.unsqueeze(1) if j == 0 and bias is not None else table
-        rows = table.reshape(m * n_vocab, -1).index_select(0, (x[:, :, j] + offset).reshape(-1))
-        h = rows if h is None else h + rows
-    return h.view(m, x.shape[1], -1)
+    n_in = len(tables)
+    if bias is not None:
+        tables = [tables[0] + bias.unsqueeze(1), *tables[1:]]
+    # rows of member i, position j are at (i * n_in + j) * V in the stacked tables
+    offset = torch.arange(m * n_in, device=x.device).view(m, 1, n_in) * n_vocab
+    rows = torch.stack(tables, 1).reshape(m * n_in * n_vocab, -1)
+    return _GatherSum.apply(rows, (x + offset).view(-1, n_in)).view(m, x.shape[1], -1)
+
+
+class _GatherSum(torch.autograd.Function):
+    """sum_j rows[idx[:, j]]: one pass (embedding_bag) instead of a gathered copy per position and their
+    sum, the same float sums in the same order. Backward: index_add per position (embedding_bag's own
+    backward is slower on CPU), as autograd does for a gather."""
+
+    @staticmethod
+    def forward(ctx, rows: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(idx)
+        ctx.n_rows = rows.shape[0]
+        return torch.nn.functional.embedding_bag(idx, rows, mode="sum")
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        (idx,) = ctx.saved_tensors
+        rows = grad.new_zeros(ctx.n_rows, grad.shape[1])
+        for j in range(idx.shape[1]):
+            rows.index_add_(0, idx[:, j], grad)
+        return rows, None
