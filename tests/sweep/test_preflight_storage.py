@@ -113,8 +113,13 @@ def _closed_port() -> int:
 
 
 def _user(server: str, actions: list[str]) -> tuple[str, str]:
-    """Access key of a new moto IAM user allowed only `actions` on every S3 resource (moto names HeadBucket
-    its own action; AWS covers it by s3:ListBucket)."""
+    """Access key of a new moto IAM user allowed only `actions` on every S3 resource. moto names HeadBucket
+    its own action (AWS covers it by s3:ListBucket), and since moto 5.2 also HeadObject and the multipart
+    upload calls of pyarrow's writes (AWS covers them by s3:GetObject and s3:PutObject)."""
+    if "s3:GetObject" in actions:
+        actions = [*actions, "s3:HeadObject"]
+    if "s3:PutObject" in actions:
+        actions = [*actions, "s3:CreateMultipartUpload", "s3:UploadPart", "s3:CompleteMultipartUpload"]
     iam = _client(server, "iam")
     name = f"u{uuid.uuid4().hex[:10]}"
     iam.create_user(UserName=name)
