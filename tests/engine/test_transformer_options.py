@@ -116,7 +116,11 @@ def _reference(cfg: RunConfig, w: dict[str, torch.Tensor], x: torch.Tensor, n_vo
     ids=["power", "power-with-biases", "pre", "eos_x_op_y", "default"],
 )
 def test_forward_matches_openai_grok_reference(options: dict) -> None:
-    cfg = RunConfig(**TINY, **options)
+    _assert_matches(RunConfig(**TINY, **options), _reference)
+
+
+def _assert_matches(cfg: RunConfig, reference) -> Model:
+    """Three members' logits against `reference`, one member at a time, to 1e-12 in float64."""
     dims = TASKS.get(cfg.task).dims(cfg)
     net = Model(cfg, dims)
     flat = torch.randn(3, net.n_params, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
@@ -124,8 +128,9 @@ def test_forward_matches_openai_grok_reference(options: dict) -> None:
     logits = net.forward(flat, x.expand(3, *x.shape))
     views = net.views(flat)
     for i in range(3):
-        want = _reference(cfg, {k: v[i] for k, v in views.items()}, x, dims.n_vocab)
+        want = reference(cfg, {k: v[i] for k, v in views.items()}, x, dims.n_vocab)
         assert_close(logits[i], want, rtol=1e-12, atol=1e-12)
+    return net
 
 
 def _lee_reference(cfg: RunConfig, w: dict[str, torch.Tensor], x: torch.Tensor, n_vocab: int) -> torch.Tensor:
@@ -154,16 +159,7 @@ def _lee_reference(cfg: RunConfig, w: dict[str, torch.Tensor], x: torch.Tensor, 
 
 
 def test_forward_matches_grokfast_reference() -> None:
-    cfg = RunConfig(**TINY, **LEE)
-    dims = TASKS.get(cfg.task).dims(cfg)
-    net = Model(cfg, dims)
-    flat = torch.randn(3, net.n_params, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    x = TASKS.get(cfg.task).table(cfg).x[:10]
-    logits = net.forward(flat, x.expand(3, *x.shape))
-    views = net.views(flat)
-    for i in range(3):
-        want = _lee_reference(cfg, {k: v[i] for k, v in views.items()}, x, dims.n_vocab)
-        assert_close(logits[i], want, rtol=1e-12, atol=1e-12)
+    net = _assert_matches(RunConfig(**TINY, **LEE), _lee_reference)
     assert net.spec["embed"][0] == (7 + 2, 8)  # operands, "=", op
     assert {"l0.q_b", "l1.o_b", "ln_f_w"} <= set(net.spec)
 

@@ -210,7 +210,10 @@ def test_run_flags_pass_through_to_the_entrypoint():
 
 def test_the_embedded_ray_never_joins_a_cluster_found_on_the_machine(monkeypatch):
     """Without an address, ray.init() would join the newest `ray start` cluster it finds (which refuses
-    num_cpus); grokscan's embedded default asks for a new local instance."""
+    num_cpus); grokscan's embedded default asks for a new local instance. Either way its workers start with
+    the training malloc setting (glibc reads it from the environment a process starts with), through the
+    runtime_env."""
+    from grokscan.engine.packing import WORKER_MALLOC_ENV
     from grokscan.sweep import ray_env
 
     calls = []
@@ -221,18 +224,4 @@ def test_the_embedded_ray_never_joins_a_cluster_found_on_the_machine(monkeypatch
     ray_env.init_ray(address="ray://head:10001")
     assert calls[0]["address"] == "local" and calls[0]["num_cpus"] == 2
     assert calls[1]["address"] == "ray://head:10001" and "num_cpus" not in calls[1]
-
-
-def test_ray_workers_start_with_the_training_malloc_setting(monkeypatch):
-    """Trials train in Ray's workers: glibc reads their malloc setting from the environment they start with,
-    so init_ray gives it to every worker (embedded or joined), through the job's runtime_env."""
-    from grokscan.engine.packing import WORKER_MALLOC_ENV
-    from grokscan.sweep import ray_env
-
-    calls = []
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    monkeypatch.setattr(ray_env.ray, "is_initialized", lambda: False)
-    monkeypatch.setattr(ray_env.ray, "init", lambda **kw: calls.append(kw))
-    ray_env.init_ray(num_cpus=2)
-    ray_env.init_ray(address="ray://head:10001")
     assert [c["runtime_env"] for c in calls] == [{"env_vars": WORKER_MALLOC_ENV}] * 2
