@@ -95,3 +95,8 @@ def embed(table: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     m, n_vocab = table.shape[0], table.shape[1]
     offset = torch.arange(m, device=x.device).view(m, *([1] * (x.dim() - 1))) * n_vocab
     return F.embedding(x + offset, table.reshape(m * n_vocab, -1))
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """Per-member x [M, B, k] @ weight [M, k, n] (+ bias [M, n])."""
+    return torch.bmm(x, weight) if bias is None else torch.baddbmm(bias.unsqueeze(1), x, weight)

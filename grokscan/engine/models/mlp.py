@@ -26,7 +26,7 @@ import math
 import torch
 
 from grokscan.config import RunConfig
-from grokscan.engine.models.layout import Architecture, Model, Spec
+from grokscan.engine.models.layout import Architecture, Model, Spec, linear
 from grokscan.registry import ACTIVATIONS, MODELS, TASKS, cfg_error
 from grokscan.tasks.base import Dims
 
@@ -93,11 +93,11 @@ class MLP(Architecture):
         names = [*(f"{i}" for i in range(model.cfg.depth)), "_out"]
         layers = [(w[f"w{n}"], w.get(f"b{n}")) for n in names]
         if model.n_vocab is None:
-            h = _linear(x, *layers[0])
+            h = linear(x, *layers[0])
         else:
             h = gather_sum(first_layer_tables(model, w), layers[0][1], x)
         for weight, bias in layers[1:]:
-            h = _linear(model.act(h), weight, bias)
+            h = linear(model.act(h), weight, bias)
         return h if model.dims.n_outputs is None else h.unsqueeze(2)
 
     def embedding(self, model: Model, w: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -120,10 +120,6 @@ class MLP(Architecture):
 
 
 MODELS.register(MLP())
-
-
-def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    return torch.bmm(x, weight) if bias is None else torch.baddbmm(bias.unsqueeze(1), x, weight)
 
 
 def first_layer_tables(model: Model, w: dict[str, torch.Tensor]) -> list[torch.Tensor]:

@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from grokscan.config import RunConfig
-from grokscan.engine.models.layout import Architecture, Model, Spec, embed
+from grokscan.engine.models.layout import Architecture, Model, Spec, embed, linear
 from grokscan.registry import ACTIVATIONS, MODELS, TASKS, cfg_error
 from grokscan.tasks.base import Dims
 
@@ -203,10 +203,6 @@ def _norm(w: dict[str, torch.Tensor], name: str, h: torch.Tensor) -> torch.Tenso
     return torch.addcmul(bias, F.layer_norm(h, h.shape[-1:], eps=LN_EPS), gain)
 
 
-def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    return torch.bmm(x, weight) if bias is None else torch.baddbmm(bias.unsqueeze(1), x, weight)
-
-
 def _block(
     model: Model, w: dict[str, torch.Tensor], pre: str, h: torch.Tensor, hq: torch.Tensor
 ) -> torch.Tensor:
@@ -216,7 +212,7 @@ def _block(
     dh = d // heads
 
     def project(inp: torch.Tensor, name: str) -> torch.Tensor:  # -> [M, B, heads, T, dh]
-        out = _linear(inp.reshape(m, -1, d), w[pre + name], w.get(pre + name + "_b"))
+        out = linear(inp.reshape(m, -1, d), w[pre + name], w.get(pre + name + "_b"))
         return out.view(m, b, inp.shape[2], heads, dh).transpose(2, 3)
 
     if norm == "pre_stream":  # the stream goes on normalized (Lee et al. 2024)
@@ -232,14 +228,14 @@ def _block(
     causal = torch.arange(t, device=h.device)[None, :] > query_pos[:, None]
     attn = scores.masked_fill(causal, float("-inf")).softmax(-1)
     z = (attn @ v).transpose(2, 3).reshape(m, b * tq, d)
-    hq = hq + _linear(z, w[pre + "o"], w.get(pre + "o_b")).view(m, b, tq, d)
+    hq = hq + linear(z, w[pre + "o"], w.get(pre + "o_b")).view(m, b, tq, d)
     if norm == "post":
         hq = _norm(w, pre + "ln1", hq)
     if model.cfg.d_mlp == 0:  # attention-only
         return hq
     mlp_in = _norm(w, pre + "ln2", hq) if norm in FINAL_NORM else hq
-    hidden = model.act(_linear(mlp_in.reshape(m, b * tq, d), w[pre + "mlp_in"], w.get(pre + "mlp_in_b")))
-    out = _linear(hidden, w[pre + "mlp_out"], w.get(pre + "mlp_out_b"))
+    hidden = model.act(linear(mlp_in.reshape(m, b * tq, d), w[pre + "mlp_in"], w.get(pre + "mlp_in_b")))
+    out = linear(hidden, w[pre + "mlp_out"], w.get(pre + "mlp_out_b"))
     hq = hq + out.view(m, b, tq, d)
     return _norm(w, pre + "ln2", hq) if norm == "post" else hq
 
