@@ -50,7 +50,7 @@ class Hyper(dict):
     def per_element(self, n_params: int) -> Hyper:
         """lr and weight_decay broadcast to [M, n_params] (the same value in every element of a member)."""
         return Hyper(
-            {k: v.expand(-1, n_params) if k in ("lr", "weight_decay") else v for k, v in self.items()}
+            {k: v.expand(-1, n_params) if k in EMBED_FIELDS.values() else v for k, v in self.items()}
         )
 
 
